@@ -1,0 +1,166 @@
+/*
+** config.c: the arguments of CREATE VIRTUAL TABLE ... USING vecstore(...).
+**
+** Each argument is `key = value`; values may be bare or quoted with '', "" or ``. Known keys: dim (required,
+** 1..65536), metric (l2 | ip | cosine), index (a Faiss index_factory description, default Flat), embedder
+** and search_params. Unknown or repeated keys and bad values are errors that name them.
+*/
+#include "vecstore_int.h"
+
+#include <ctype.h>
+#include <errno.h>
+
+int vs_config_set_string(char **pz, const char *z) {
+  char *zNew = 0;
+  if (z) {
+    zNew = sqlite3_mprintf("%s", z);
+    if (zNew == 0) return SQLITE_NOMEM;
+  }
+  sqlite3_free(*pz);
+  *pz = zNew;
+  return SQLITE_OK;
+}
+
+void vs_config_free(VsConfig *pCfg) {
+  if (pCfg == 0) return;
+  sqlite3_free(pCfg->zDb);
+  sqlite3_free(pCfg->zName);
+  sqlite3_free(pCfg->zIndex);
+  sqlite3_free(pCfg->zSearchParams);
+  sqlite3_free(pCfg->zEmbedder);
+  sqlite3_free(pCfg);
+}
+
+static char *trim_copy(const char *z, int n) {
+  while (n > 0 && isspace((unsigned char)z[0])) {
+    z++;
+    n--;
+  }
+  while (n > 0 && isspace((unsigned char)z[n - 1])) n--;
+  return sqlite3_mprintf("%.*s", n, z);
+}
+
+/* Removes one level of SQL quoting ('', "", ``, []) from z in place, undoubling the quote character. */
+static void dequote(char *z) {
+  char q = z[0];
+  if (q == '[') q = ']';
+  else if (q != '\'' && q != '"' && q != '`') return;
+  int n = (int)strlen(z);
+  if (n < 2 || z[n - 1] != q) return;
+  int j = 0;
+  for (int i = 1; i < n - 1; i++) {
+    if (z[i] == q && q != ']' && z[i + 1] == q) i++;
+    z[j++] = z[i];
+  }
+  z[j] = 0;
+}
+
+/* Parses one `key = value` argument into a sqlite3_malloc'd key and value. */
+static int split_argument(const char *zArg, char **pzKey, char **pzValue, char **pzErr) {
+  const char *zEq = strchr(zArg, '=');
+  if (zEq == 0) {
+    vs_error(pzErr, "expected an option of the form key = value, received '%s'", zArg);
+    return SQLITE_ERROR;
+  }
+  *pzKey = trim_copy(zArg, (int)(zEq - zArg));
+  *pzValue = trim_copy(zEq + 1, (int)strlen(zEq + 1));
+  if (*pzKey == 0 || *pzValue == 0) return SQLITE_NOMEM;
+  dequote(*pzKey);
+  dequote(*pzValue);
+  for (char *p = *pzKey; *p; p++) *p = (char)tolower((unsigned char)*p);
+  return SQLITE_OK;
+}
+
+static int parse_dim(const char *zValue, int *pnDim, char **pzErr) {
+  char *zEnd = 0;
+  errno = 0;
+  long v = strtol(zValue, &zEnd, 10);
+  if (zValue[0] == 0 || *zEnd != 0 || errno != 0 || v < 1 || v > VS_MAX_DIM) {
+    vs_error(pzErr, "dim must be an integer from 1 to %d, received '%s'", VS_MAX_DIM, zValue);
+    return SQLITE_ERROR;
+  }
+  *pnDim = (int)v;
+  return SQLITE_OK;
+}
+
+static int is_identifier(const char *z) {
+  if (!isalpha((unsigned char)z[0]) && z[0] != '_') return 0;
+  for (; *z; z++) {
+    if (!isalnum((unsigned char)*z) && *z != '_') return 0;
+  }
+  return 1;
+}
+
+/* Applies one option to pCfg. aSeen marks which keys were given, to reject repeats. */
+static int apply_option(VsConfig *pCfg, const char *zKey, const char *zValue, int *aSeen, char **pzErr) {
+  static const char *const azKey[] = {"dim", "metric", "index", "embedder", "search_params", 0};
+  int iKey = 0;
+  while (azKey[iKey] && strcmp(azKey[iKey], zKey) != 0) iKey++;
+  if (azKey[iKey] == 0) {
+    vs_error(pzErr, "unknown option '%s' (expected dim, metric, index, embedder or search_params)", zKey);
+    return SQLITE_ERROR;
+  }
+  if (aSeen[iKey]++) {
+    vs_error(pzErr, "option '%s' given more than once", zKey);
+    return SQLITE_ERROR;
+  }
+  switch (iKey) {
+    case 0:
+      return parse_dim(zValue, &pCfg->nDim, pzErr);
+    case 1:
+      if (vs_metric_parse(zValue, &pCfg->eMetric) != SQLITE_OK) {
+        vs_error(pzErr, "metric must be l2, ip or cosine, received '%s'", zValue);
+        return SQLITE_ERROR;
+      }
+      return SQLITE_OK;
+    case 2:
+      if (zValue[0] == 0) {
+        vs_error(pzErr, "index must be a Faiss index_factory description such as Flat or HNSW32, received ''");
+        return SQLITE_ERROR;
+      }
+      return vs_config_set_string(&pCfg->zIndex, zValue);
+    case 3:
+      if (!is_identifier(zValue)) {
+        vs_error(pzErr, "embedder must be 'hash' or the name of an SQL function, received '%s'", zValue);
+        return SQLITE_ERROR;
+      }
+      return vs_config_set_string(&pCfg->zEmbedder, zValue);
+    default:
+      return vs_config_set_string(&pCfg->zSearchParams, zValue[0] ? zValue : 0);
+  }
+}
+
+int vs_config_parse(int argc, const char *const *argv, int bCreate, VsConfig **ppCfg, char **pzErr) {
+  int rc = SQLITE_OK;
+  int aSeen[5] = {0, 0, 0, 0, 0};
+  VsConfig *pCfg = sqlite3_malloc(sizeof(*pCfg));
+  *ppCfg = 0;
+  if (pCfg == 0) return SQLITE_NOMEM;
+  memset(pCfg, 0, sizeof(*pCfg));
+  pCfg->eMetric = VS_METRIC_L2;
+  pCfg->zDb = sqlite3_mprintf("%s", argv[1]);
+  pCfg->zName = sqlite3_mprintf("%s", argv[2]);
+  pCfg->zIndex = sqlite3_mprintf("Flat");
+  if (pCfg->zDb == 0 || pCfg->zName == 0 || pCfg->zIndex == 0) rc = SQLITE_NOMEM;
+
+  for (int i = 3; rc == SQLITE_OK && i < argc; i++) {
+    char *zKey = 0, *zValue = 0;
+    rc = split_argument(argv[i], &zKey, &zValue, pzErr);
+    if (rc == SQLITE_OK) rc = apply_option(pCfg, zKey, zValue, aSeen, pzErr);
+    sqlite3_free(zKey);
+    sqlite3_free(zValue);
+  }
+  if (rc == SQLITE_OK && pCfg->nDim == 0) {
+    vs_error(pzErr, "the dim option is required, e.g. vecstore(dim = 384)");
+    rc = SQLITE_ERROR;
+  }
+  if (rc == SQLITE_OK && bCreate) {
+    rc = vs_index_validate(pCfg->nDim, pCfg->eMetric, pCfg->zIndex, pCfg->zSearchParams, pzErr);
+  }
+  if (rc != SQLITE_OK) {
+    vs_config_free(pCfg);
+    return rc;
+  }
+  *ppCfg = pCfg;
+  return SQLITE_OK;
+}

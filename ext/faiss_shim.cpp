@@ -1,0 +1,257 @@
+/*
+** faiss_shim.cpp: the few things Faiss 1.7.3's C API lacks, as extern "C" functions in its naming style:
+** search with an IDSelector and per-query SearchParameters (efSearch, nprobe, max_codes) that leave the
+** index untouched, the default parameters through ParameterSpace, and the training minimum of an index.
+** Every Faiss exception is caught here and turned into a "vecstore: " message.
+*/
+#include <faiss/AutoTune.h>
+#include <faiss/IndexHNSW.h>
+#include <faiss/IndexIVF.h>
+#include <faiss/IndexIVFPQ.h>
+#include <faiss/IndexPQ.h>
+#include <faiss/IndexPreTransform.h>
+#include <faiss/impl/FaissException.h>
+#include <faiss/impl/IDSelector.h>
+#include <omp.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <memory>
+#include <string>
+#include <vector>
+
+extern "C" {
+#include <sqlite3ext.h>
+extern const sqlite3_api_routines *sqlite3_api;
+}
+
+typedef long long vs_i64;
+struct FaissIndex_H;
+
+extern "C" {
+/* Mirrors VsFaissSearch of vecstore_int.h (which is C-only). */
+struct VsFaissSearch {
+  const float *aQuery;
+  vs_i64 k;
+  const char *zParams;
+  int (*xKeep)(void *pCtx, vs_i64 iLabel);
+  void *pKeepCtx;
+  float *aDist;
+  vs_i64 *aLabel;
+};
+int vs_faiss_search(FaissIndex_H *pIndex, VsFaissSearch *pReq, char **pzErr);
+int vs_faiss_check_params(FaissIndex_H *pIndex, const char *zParams, char **pzErr);
+int vs_faiss_apply_params(FaissIndex_H *pIndex, const char *zParams, char **pzErr);
+void vs_faiss_threads(int nThread);
+vs_i64 vs_faiss_train_minimum(FaissIndex_H *pIndex);
+}
+
+namespace {
+
+void set_error(char **pzErr, const std::string &msg) {
+  if (pzErr == nullptr) return;
+  sqlite3_free(*pzErr);
+  *pzErr = sqlite3_mprintf("vecstore: %s", msg.c_str());
+}
+
+/* Faiss messages read "Error in <function> at <file>:<line>: <what>"; keep <what>. */
+std::string faiss_message(const faiss::FaissException &e) {
+  std::string m = e.msg;
+  size_t at = m.find(" at ");
+  if (at != std::string::npos) {
+    size_t colon = m.find(": ", at);
+    if (colon != std::string::npos) m = m.substr(colon + 2);
+  }
+  return m;
+}
+
+struct CallbackSelector : faiss::IDSelector {
+  int (*xKeep)(void *, vs_i64);
+  void *pCtx;
+  CallbackSelector(int (*x)(void *, vs_i64), void *p) : xKeep(x), pCtx(p) {}
+  bool is_member(idx_t id) const override { return xKeep(pCtx, (vs_i64)id) != 0; }
+};
+
+struct Param {
+  std::string name;
+  double value;
+  bool used;
+};
+
+/* Parses "name=value,name=value". */
+bool parse_params(const char *z, std::vector<Param> &out, std::string &err) {
+  if (z == nullptr) return true;
+  std::string s(z);
+  size_t pos = 0;
+  while (pos < s.size()) {
+    size_t comma = s.find(',', pos);
+    if (comma == std::string::npos) comma = s.size();
+    std::string item = s.substr(pos, comma - pos);
+    pos = comma + 1;
+    size_t b = item.find_first_not_of(" \t"), e = item.find_last_not_of(" \t");
+    if (b == std::string::npos) continue;
+    item = item.substr(b, e - b + 1);
+    size_t eq = item.find('=');
+    char *end = nullptr;
+    double v = eq == std::string::npos ? 0 : strtod(item.c_str() + eq + 1, &end);
+    if (eq == std::string::npos || eq == 0 || end == item.c_str() + eq + 1 || *end != 0 || v < 0) {
+      err = "search parameters must look like 'efSearch=64,nprobe=8', received '" + s + "'";
+      return false;
+    }
+    out.push_back(Param{item.substr(0, eq), v, false});
+  }
+  return true;
+}
+
+double take(std::vector<Param> &params, const char *name, double dflt) {
+  double v = dflt;
+  for (auto &p : params) {
+    if (p.name == name) {
+      v = p.value;
+      p.used = true;
+    }
+  }
+  return v;
+}
+
+/* Builds the SearchParameters for index (owned by holder), consuming the parameter names it knows. Returns
+** nullptr for index types whose search takes no parameters at all; *known lists the names accepted. */
+faiss::SearchParameters *build_params(const faiss::Index *index, std::vector<Param> &params,
+                                      faiss::IDSelector *sel,
+                                      std::vector<std::unique_ptr<faiss::SearchParameters>> &holder,
+                                      std::string &known) {
+  if (auto pt = dynamic_cast<const faiss::IndexPreTransform *>(index)) {
+    faiss::SearchParameters *inner = build_params(pt->index, params, sel, holder, known);
+    if (inner == nullptr) return nullptr;
+    auto p = std::make_unique<faiss::SearchParametersPreTransform>();
+    p->index_params = inner;
+    holder.push_back(std::move(p));
+    return holder.back().get();
+  }
+  if (auto hnsw = dynamic_cast<const faiss::IndexHNSW *>(index)) {
+    auto p = std::make_unique<faiss::SearchParametersHNSW>();
+    p->efSearch = (int)take(params, "efSearch", hnsw->hnsw.efSearch);
+    p->sel = sel;
+    known = "efSearch";
+    holder.push_back(std::move(p));
+    return holder.back().get();
+  }
+  if (auto ivf = dynamic_cast<const faiss::IndexIVF *>(index)) {
+    auto p = std::make_unique<faiss::SearchParametersIVF>();
+    p->nprobe = (size_t)take(params, "nprobe", (double)ivf->nprobe);
+    p->max_codes = (size_t)take(params, "max_codes", (double)ivf->max_codes);
+    p->sel = sel;
+    known = "nprobe, max_codes";
+    holder.push_back(std::move(p));
+    return holder.back().get();
+  }
+  if (dynamic_cast<const faiss::IndexFlatCodes *>(index) != nullptr &&
+      dynamic_cast<const faiss::IndexPQ *>(index) == nullptr) {
+    auto p = std::make_unique<faiss::SearchParameters>();
+    p->sel = sel;
+    known = "none";
+    holder.push_back(std::move(p));
+    return holder.back().get();
+  }
+  known = "none";
+  return nullptr;
+}
+
+bool check_all_used(const std::vector<Param> &params, const std::string &known, std::string &err) {
+  for (const auto &p : params) {
+    if (!p.used) {
+      err = "unknown search parameter '" + p.name + "' for this index (expected: " + known + ")";
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+int vs_faiss_search(FaissIndex_H *pIndex, VsFaissSearch *pReq, char **pzErr) {
+  const faiss::Index *index = reinterpret_cast<const faiss::Index *>(pIndex);
+  try {
+    std::vector<Param> params;
+    std::string err, known;
+    if (!parse_params(pReq->zParams, params, err)) {
+      set_error(pzErr, err);
+      return SQLITE_ERROR;
+    }
+    std::unique_ptr<CallbackSelector> sel;
+    if (pReq->xKeep) sel = std::make_unique<CallbackSelector>(pReq->xKeep, pReq->pKeepCtx);
+    std::vector<std::unique_ptr<faiss::SearchParameters>> holder;
+    faiss::SearchParameters *sp = build_params(index, params, sel.get(), holder, known);
+    if (!check_all_used(params, known, err)) {
+      set_error(pzErr, err);
+      return SQLITE_ERROR;
+    }
+    /* The caller re-checks every label, so an index that cannot take a selector just returns more. */
+    index->search(1, pReq->aQuery, (faiss::Index::idx_t)pReq->k, pReq->aDist,
+                  reinterpret_cast<faiss::Index::idx_t *>(pReq->aLabel), sp);
+    return SQLITE_OK;
+  } catch (const faiss::FaissException &e) {
+    set_error(pzErr, "Faiss search failed: " + faiss_message(e));
+  } catch (const std::bad_alloc &) {
+    return SQLITE_NOMEM;
+  } catch (const std::exception &e) {
+    set_error(pzErr, std::string("Faiss search failed: ") + e.what());
+  }
+  return SQLITE_ERROR;
+}
+
+int vs_faiss_check_params(FaissIndex_H *pIndex, const char *zParams, char **pzErr) {
+  const faiss::Index *index = reinterpret_cast<const faiss::Index *>(pIndex);
+  try {
+    std::vector<Param> params;
+    std::string err, known;
+    std::vector<std::unique_ptr<faiss::SearchParameters>> holder;
+    if (!parse_params(zParams, params, err) ||
+        (build_params(index, params, nullptr, holder, known), !check_all_used(params, known, err))) {
+      set_error(pzErr, err);
+      return SQLITE_ERROR;
+    }
+    return SQLITE_OK;
+  } catch (const std::exception &e) {
+    set_error(pzErr, e.what());
+  }
+  return SQLITE_ERROR;
+}
+
+int vs_faiss_apply_params(FaissIndex_H *pIndex, const char *zParams, char **pzErr) {
+  if (zParams == nullptr || zParams[0] == 0) return SQLITE_OK;
+  faiss::Index *index = reinterpret_cast<faiss::Index *>(pIndex);
+  try {
+    std::vector<Param> params;
+    std::string err;
+    if (!parse_params(zParams, params, err)) {
+      set_error(pzErr, err);
+      return SQLITE_ERROR;
+    }
+    faiss::ParameterSpace ps;
+    for (const auto &p : params) ps.set_index_parameter(index, p.name, p.value);
+    return SQLITE_OK;
+  } catch (const faiss::FaissException &e) {
+    set_error(pzErr, "invalid search_params '" + std::string(zParams) + "': " + faiss_message(e));
+  } catch (const std::exception &e) {
+    set_error(pzErr, "invalid search_params '" + std::string(zParams) + "': " + e.what());
+  }
+  return SQLITE_ERROR;
+}
+
+void vs_faiss_threads(int nThread) { omp_set_num_threads(nThread > 0 ? nThread : omp_get_num_procs()); }
+
+vs_i64 vs_faiss_train_minimum(FaissIndex_H *pIndex) {
+  const faiss::Index *index = reinterpret_cast<const faiss::Index *>(pIndex);
+  if (auto pt = dynamic_cast<const faiss::IndexPreTransform *>(index)) {
+    return vs_faiss_train_minimum(reinterpret_cast<FaissIndex_H *>(pt->index));
+  }
+  vs_i64 n = 1;
+  if (auto ivf = dynamic_cast<const faiss::IndexIVF *>(index)) n = (vs_i64)ivf->nlist;
+  if (auto ivfpq = dynamic_cast<const faiss::IndexIVFPQ *>(index)) {
+    if ((vs_i64)ivfpq->pq.ksub > n) n = (vs_i64)ivfpq->pq.ksub;
+  }
+  if (auto pq = dynamic_cast<const faiss::IndexPQ *>(index)) n = (vs_i64)pq->pq.ksub;
+  return n;
+}

@@ -1,0 +1,372 @@
+/*
+** index.c: one Faiss index with a dense label -> rowid map.
+**
+** Faiss labels are positions 0..nLabel-1 in the order vectors were added; aRowid maps them to rowids. Deleting
+** or replacing a vector turns its label into a tombstone (VS_TOMBSTONE) that searches skip, which works the same for every
+** index type, HNSW included. Compaction is a rebuild (sync.c). While a trainable index (IVF, PQ, SQ) has not been
+** trained, an exact flat index of the same metric stands in for it, so early vectors are searched exactly.
+*/
+#include "vecstore_int.h"
+
+#include <faiss/c_api/AutoTune_c.h>
+#include <faiss/c_api/IndexFlat_c.h>
+#include <faiss/c_api/Index_c.h>
+#include <faiss/c_api/error_c.h>
+#include <faiss/c_api/index_factory_c.h>
+#include <faiss/c_api/index_io_c.h>
+#include <math.h>
+
+#define VS_SNAPSHOT_MAGIC 0x58495356u /* "VSIX" */
+#define VS_SNAPSHOT_VERSION 1u
+
+static FaissMetricType faiss_metric(VsMetric eMetric) {
+  return eMetric == VS_METRIC_L2 ? METRIC_L2 : METRIC_INNER_PRODUCT;
+}
+
+static FaissIndex *as_faiss(VsFaissIndex *p) { return (FaissIndex *)p; }
+
+/* Copies Faiss's last error into *pzErr, keeping only the message after "file:line: ". */
+static void faiss_error(char **pzErr, const char *zWhat) {
+  const char *zMsg = faiss_get_last_error();
+  const char *zShort = zMsg ? strstr(zMsg, " at ") : 0;
+  if (zShort) zShort = strstr(zShort, ": ");
+  vs_error(pzErr, "%s: %s", zWhat, zShort ? zShort + 2 : (zMsg ? zMsg : "unknown Faiss error"));
+}
+
+static int factory(int nDim, VsMetric eMetric, const char *zDesc, FaissIndex **ppOut, char **pzErr) {
+  *ppOut = 0;
+  if (sqlite3_strnicmp(zDesc, "IDMap", 5) == 0) {
+    vs_error(pzErr, "index '%s': vecstore maps rowids itself, expected a description without IDMap", zDesc);
+    return SQLITE_ERROR;
+  }
+  if (faiss_index_factory(ppOut, nDim, zDesc, faiss_metric(eMetric)) != 0 || *ppOut == 0) {
+    char *zWhat = sqlite3_mprintf("invalid index '%s' for dim=%d (expected a Faiss index_factory description "
+                                  "such as Flat, HNSW32, IVF256,Flat, IVF256,SQ8 or PQ16)", zDesc, nDim);
+    faiss_error(pzErr, zWhat ? zWhat : "invalid index");
+    sqlite3_free(zWhat);
+    return SQLITE_ERROR;
+  }
+  return SQLITE_OK;
+}
+
+int vs_index_validate(int nDim, VsMetric eMetric, const char *zDesc, const char *zParams, char **pzErr) {
+  FaissIndex *pReal = 0;
+  int rc = factory(nDim, eMetric, zDesc, &pReal, pzErr);
+  if (rc == SQLITE_OK) rc = vs_faiss_apply_params((VsFaissIndex *)pReal, zParams, pzErr);
+  if (pReal) faiss_Index_free(pReal);
+  return rc;
+}
+
+int vs_index_new(int nDim, VsMetric eMetric, const char *zDesc, VsIndex **ppIdx, char **pzErr) {
+  FaissIndex *pReal = 0;
+  *ppIdx = 0;
+  int rc = factory(nDim, eMetric, zDesc, &pReal, pzErr);
+  if (rc != SQLITE_OK) return rc;
+  VsIndex *p = sqlite3_malloc(sizeof(*p));
+  if (p == 0) {
+    faiss_Index_free(pReal);
+    return SQLITE_NOMEM;
+  }
+  memset(p, 0, sizeof(*p));
+  p->nDim = nDim;
+  p->eMetric = eMetric;
+  p->zDesc = sqlite3_mprintf("%s", zDesc);
+  vs_i64map_init(&p->live);
+  if (faiss_Index_is_trained(pReal)) {
+    p->pFaiss = (VsFaissIndex *)pReal;
+    p->bExact = faiss_IndexFlat_cast(pReal) != 0;
+  } else {
+    faiss_Index_free(pReal);
+    FaissIndex *pFlat = 0;
+    rc = factory(nDim, eMetric, "Flat", &pFlat, pzErr);
+    p->pFaiss = (VsFaissIndex *)pFlat;
+    p->bStandIn = 1;
+    p->bExact = 1;
+  }
+  if (rc == SQLITE_OK && p->zDesc == 0) rc = SQLITE_NOMEM;
+  if (rc != SQLITE_OK) {
+    vs_index_free(p);
+    return rc;
+  }
+  *ppIdx = p;
+  return SQLITE_OK;
+}
+
+void vs_index_free(VsIndex *p) {
+  if (p == 0) return;
+  if (p->pFaiss) faiss_Index_free(as_faiss(p->pFaiss));
+  sqlite3_free(p->zDesc);
+  sqlite3_free(p->aRowid);
+  vs_i64map_clear(&p->live);
+  sqlite3_free(p);
+}
+
+i64 vs_index_count(const VsIndex *p) { return p->nLabel - p->nTomb; }
+
+void vs_index_remove(VsIndex *p, i64 iRowid) {
+  i64 iLabel;
+  if (vs_i64map_get(&p->live, iRowid, &iLabel)) {
+    p->aRowid[iLabel] = VS_TOMBSTONE;
+    p->nTomb++;
+    vs_i64map_remove(&p->live, iRowid);
+  }
+}
+
+/* Vectors as the Faiss index wants them: a normalised copy for cosine, else aVec itself. */
+static const float *index_input(const VsIndex *p, i64 n, const float *aVec, float **paCopy) {
+  *paCopy = 0;
+  if (p->eMetric != VS_METRIC_COSINE) return aVec;
+  float *aCopy = sqlite3_malloc64((sqlite3_uint64)n * p->nDim * sizeof(float));
+  if (aCopy == 0) return 0;
+  memcpy(aCopy, aVec, (size_t)n * p->nDim * sizeof(float));
+  for (i64 i = 0; i < n; i++) vs_normalize(aCopy + i * p->nDim, p->nDim);
+  *paCopy = aCopy;
+  return aCopy;
+}
+
+int vs_index_add(VsIndex *p, i64 n, const i64 *aRowid, const float *aVec, char **pzErr) {
+  if (n <= 0) return SQLITE_OK;
+  if (p->nLabel + n > p->nAlloc) {
+    i64 nNew = p->nAlloc ? p->nAlloc * 2 : 1024;
+    while (nNew < p->nLabel + n) nNew *= 2;
+    i64 *aNew = sqlite3_realloc64(p->aRowid, (sqlite3_uint64)nNew * sizeof(i64));
+    if (aNew == 0) return SQLITE_NOMEM;
+    p->aRowid = aNew;
+    p->nAlloc = nNew;
+  }
+  float *aCopy = 0;
+  const float *aIn = index_input(p, n, aVec, &aCopy);
+  if (aIn == 0) return SQLITE_NOMEM;
+  vs_faiss_threads(0);
+  int bFail = faiss_Index_add(as_faiss(p->pFaiss), n, aIn) != 0;
+  sqlite3_free(aCopy);
+  if (bFail) {
+    faiss_error(pzErr, "adding vectors to the Faiss index failed");
+    return SQLITE_ERROR;
+  }
+  for (i64 i = 0; i < n; i++) {
+    vs_index_remove(p, aRowid[i]);
+    p->aRowid[p->nLabel] = aRowid[i];
+    if (vs_i64map_put(&p->live, aRowid[i], p->nLabel) != SQLITE_OK) return SQLITE_NOMEM;
+    p->nLabel++;
+  }
+  return SQLITE_OK;
+}
+
+int vs_index_train(VsIndex *p, i64 n, const float *aVec, char **pzErr) {
+  if (!p->bStandIn || p->nLabel != 0) {
+    vs_error(pzErr, "internal: training needs an empty untrained index");
+    return SQLITE_ERROR;
+  }
+  FaissIndex *pReal = 0;
+  int rc = factory(p->nDim, p->eMetric, p->zDesc, &pReal, pzErr);
+  if (rc != SQLITE_OK) return rc;
+  i64 nMin = vs_faiss_train_minimum((VsFaissIndex *)pReal);
+  if (n < nMin) {
+    vs_error(pzErr, "index '%s' needs at least %lld vectors to train, the table has %lld", p->zDesc, nMin, n);
+    faiss_Index_free(pReal);
+    return SQLITE_ERROR;
+  }
+  float *aCopy = 0;
+  const float *aIn = index_input(p, n, aVec, &aCopy);
+  if (aIn == 0) {
+    faiss_Index_free(pReal);
+    return SQLITE_NOMEM;
+  }
+  vs_faiss_threads(0);
+  if (faiss_Index_train(pReal, n, aIn) != 0) {
+    faiss_error(pzErr, "training the Faiss index failed");
+    rc = SQLITE_ERROR;
+  }
+  sqlite3_free(aCopy);
+  if (rc != SQLITE_OK) {
+    faiss_Index_free(pReal);
+    return rc;
+  }
+  faiss_Index_free(as_faiss(p->pFaiss));
+  p->pFaiss = (VsFaissIndex *)pReal;
+  p->bStandIn = 0;
+  p->bExact = faiss_IndexFlat_cast(pReal) != 0;
+  return SQLITE_OK;
+}
+
+i64 vs_index_train_minimum(const VsIndex *p) {
+  if (!p->bStandIn) return 0;
+  FaissIndex *pReal = 0;
+  char *zErr = 0;
+  i64 n = 1;
+  if (factory(p->nDim, p->eMetric, p->zDesc, &pReal, &zErr) == SQLITE_OK) {
+    n = vs_faiss_train_minimum((VsFaissIndex *)pReal);
+    faiss_Index_free(pReal);
+  }
+  sqlite3_free(zErr);
+  return n;
+}
+
+/* Automatic training at commit: Faiss's k-means wants about 39 points per centroid, so a trainable index is
+** trained once the table holds max(1000, 39 * minimum) vectors (IVF256: 9,984; PQ with 8 bits: 9,984). */
+i64 vs_index_train_threshold(const VsIndex *p) {
+  i64 nMin = vs_index_train_minimum(p);
+  if (nMin == 0) return 0;
+  return nMin * 39 > 1000 ? nMin * 39 : 1000;
+}
+
+int vs_index_apply_params(VsIndex *p, const char *zParams, char **pzErr) {
+  if (p->bStandIn) return SQLITE_OK;
+  return vs_faiss_apply_params(p->pFaiss, zParams, pzErr);
+}
+
+typedef struct KeepCtx {
+  const VsIndex *p;
+  int (*xKeep)(void *, i64);
+  void *pCtx;
+} KeepCtx;
+
+/* Selector callback: a label is a candidate when it is live and the caller's filter keeps its rowid. */
+static int keep_label(void *pArg, i64 iLabel) {
+  KeepCtx *pK = (KeepCtx *)pArg;
+  if (iLabel < 0 || iLabel >= pK->p->nLabel) return 0;
+  i64 iRowid = pK->p->aRowid[iLabel];
+  if (iRowid == VS_TOMBSTONE) return 0;
+  return pK->xKeep == 0 || pK->xKeep(pK->pCtx, iRowid);
+}
+
+static float spec_distance(VsMetric eMetric, float rFaiss) {
+  switch (eMetric) {
+    case VS_METRIC_L2:
+      return rFaiss;
+    case VS_METRIC_IP:
+      return -rFaiss;
+    default:
+      return 1.0f - rFaiss;
+  }
+}
+
+int vs_index_search(VsIndex *p, const float *aQuery, i64 k, const char *zParams, int (*xKeep)(void *, i64),
+                    void *pCtx, float *aDist, i64 *aRowid, i64 *pnOut, char **pzErr) {
+  *pnOut = 0;
+  if (k > p->nLabel) k = p->nLabel;
+  if (k <= 0 || vs_index_count(p) == 0) return SQLITE_OK;
+  float *aCopy = 0;
+  const float *aIn = index_input(p, 1, aQuery, &aCopy);
+  if (aIn == 0) return SQLITE_NOMEM;
+  float *aRawDist = sqlite3_malloc64((sqlite3_uint64)k * sizeof(float));
+  i64 *aLabel = sqlite3_malloc64((sqlite3_uint64)k * sizeof(i64));
+  int rc = (aRawDist && aLabel) ? SQLITE_OK : SQLITE_NOMEM;
+  KeepCtx keep = {p, xKeep, pCtx};
+  if (rc == SQLITE_OK) {
+    VsFaissSearch req = {aIn, k, p->bStandIn ? 0 : zParams, keep_label, &keep, aRawDist, aLabel};
+    vs_faiss_threads(1);
+    rc = vs_faiss_search(p->pFaiss, &req, pzErr);
+  }
+  if (rc == SQLITE_OK) {
+    i64 n = 0;
+    for (i64 i = 0; i < k; i++) {
+      if (aLabel[i] < 0 || !keep_label(&keep, aLabel[i])) continue;
+      aDist[n] = spec_distance(p->eMetric, aRawDist[i]);
+      aRowid[n] = p->aRowid[aLabel[i]];
+      n++;
+    }
+    *pnOut = n;
+  }
+  sqlite3_free(aCopy);
+  sqlite3_free(aRawDist);
+  sqlite3_free(aLabel);
+  return rc;
+}
+
+/* Snapshot header, followed by nLabel int64 rowids, the description bytes, then the Faiss index. */
+typedef struct SnapshotHeader {
+  uint32_t magic;
+  uint32_t version;
+  int32_t nDim;
+  int32_t eMetric;
+  int32_t bStandIn;
+  int32_t nDesc;
+  int64_t nLabel;
+  int64_t nTomb;
+} SnapshotHeader;
+
+int vs_index_write(VsIndex *p, FILE *f, char **pzErr) {
+  SnapshotHeader h = {VS_SNAPSHOT_MAGIC, VS_SNAPSHOT_VERSION, p->nDim, (int32_t)p->eMetric, p->bStandIn,
+                      (int32_t)strlen(p->zDesc), p->nLabel, p->nTomb};
+  if (fwrite(&h, sizeof(h), 1, f) != 1 ||
+      (p->nLabel > 0 && fwrite(p->aRowid, sizeof(i64), (size_t)p->nLabel, f) != (size_t)p->nLabel) ||
+      fwrite(p->zDesc, 1, (size_t)h.nDesc, f) != (size_t)h.nDesc) {
+    vs_error(pzErr, "writing the index snapshot failed");
+    return SQLITE_ERROR;
+  }
+  if (faiss_write_index(as_faiss(p->pFaiss), f) != 0) {
+    faiss_error(pzErr, "writing the Faiss index failed");
+    return SQLITE_ERROR;
+  }
+  return SQLITE_OK;
+}
+
+int vs_index_read(FILE *f, int nDim, VsMetric eMetric, VsIndex **ppIdx, char **pzErr) {
+  SnapshotHeader h;
+  *ppIdx = 0;
+  if (fread(&h, sizeof(h), 1, f) != 1 || h.magic != VS_SNAPSHOT_MAGIC || h.version != VS_SNAPSHOT_VERSION ||
+      h.nDim != nDim || h.eMetric != (int32_t)eMetric || h.nLabel < 0 || h.nTomb < 0 || h.nTomb > h.nLabel ||
+      h.nDesc <= 0 || h.nDesc > 4096) {
+    vs_error(pzErr, "the index snapshot header does not match the table (expected dim=%d metric=%s)", nDim,
+             vs_metric_name(eMetric));
+    return SQLITE_CORRUPT;
+  }
+  VsIndex *p = sqlite3_malloc(sizeof(*p));
+  if (p == 0) return SQLITE_NOMEM;
+  memset(p, 0, sizeof(*p));
+  vs_i64map_init(&p->live);
+  p->nDim = nDim;
+  p->eMetric = eMetric;
+  p->bStandIn = h.bStandIn != 0;
+  p->nLabel = h.nLabel;
+  p->nAlloc = h.nLabel > 0 ? h.nLabel : 1;
+  p->aRowid = sqlite3_malloc64((sqlite3_uint64)p->nAlloc * sizeof(i64));
+  p->zDesc = sqlite3_malloc(h.nDesc + 1);
+  int rc = (p->aRowid && p->zDesc) ? SQLITE_OK : SQLITE_NOMEM;
+  if (rc == SQLITE_OK && ((h.nLabel > 0 && fread(p->aRowid, sizeof(i64), (size_t)h.nLabel, f) != (size_t)h.nLabel) ||
+                          fread(p->zDesc, 1, (size_t)h.nDesc, f) != (size_t)h.nDesc)) {
+    vs_error(pzErr, "the index snapshot is truncated");
+    rc = SQLITE_CORRUPT;
+  }
+  if (rc == SQLITE_OK) {
+    p->zDesc[h.nDesc] = 0;
+    FaissIndex *pFaiss = 0;
+    if (faiss_read_index(f, 0, &pFaiss) != 0 || pFaiss == 0) {
+      faiss_error(pzErr, "reading the Faiss index from the snapshot failed");
+      rc = SQLITE_CORRUPT;
+    } else {
+      p->pFaiss = (VsFaissIndex *)pFaiss;
+      p->bExact = faiss_IndexFlat_cast(pFaiss) != 0;
+      if (faiss_Index_d(pFaiss) != nDim || faiss_Index_ntotal(pFaiss) != h.nLabel) {
+        vs_error(pzErr, "the index snapshot holds %lld vectors of dim %d, expected %lld of dim %d",
+                 (long long)faiss_Index_ntotal(pFaiss), faiss_Index_d(pFaiss), (long long)h.nLabel, nDim);
+        rc = SQLITE_CORRUPT;
+      }
+    }
+  }
+  for (i64 i = 0; rc == SQLITE_OK && i < p->nLabel; i++) {
+    if (p->aRowid[i] == VS_TOMBSTONE) {
+      p->nTomb++;
+    } else {
+      i64 iOld;
+      if (vs_i64map_get(&p->live, p->aRowid[i], &iOld)) {
+        vs_error(pzErr, "the index snapshot maps rowid %lld twice", p->aRowid[i]);
+        rc = SQLITE_CORRUPT;
+      } else {
+        rc = vs_i64map_put(&p->live, p->aRowid[i], i);
+      }
+    }
+  }
+  if (rc == SQLITE_OK && p->nTomb != h.nTomb) {
+    vs_error(pzErr, "the index snapshot counts %lld tombstones but holds %lld", (long long)h.nTomb, p->nTomb);
+    rc = SQLITE_CORRUPT;
+  }
+  if (rc != SQLITE_OK) {
+    vs_index_free(p);
+    return rc;
+  }
+  *ppIdx = p;
+  return SQLITE_OK;
+}

@@ -1,0 +1,218 @@
+/*
+** search.c: rows in increasing distance from a query, for as long as the caller asks.
+**
+** Three sources are merged: (1) the committed Faiss index, asked for a batch of k rows that skips tombstones,
+** rows the open transaction touched, and rows already returned; when a batch is used up the index is asked
+** again for twice as many; (2) the transaction's pending vectors, scored exactly up front; (3) once an
+** approximate index has been asked for every label, an exact scan of the stored vectors returns whatever the
+** approximate batches missed. Rows are only ever returned in non-decreasing distance order, so a row an
+** approximate batch finds late, nearer than one already returned, is skipped.
+*/
+#include "vecstore_int.h"
+
+typedef struct Candidate {
+  double rDist;
+  i64 iRowid;
+} Candidate;
+
+typedef struct CandidateList {
+  Candidate *a;
+  i64 n, nAlloc, iNext;
+} CandidateList;
+
+struct VsSearch {
+  VsTable *pTab;
+  float *aQuery;
+  char *zParams;
+  CandidateList pending; /* the transaction's own vectors, sorted */
+  CandidateList batch;   /* the current index batch */
+  i64 nBatchAsked;       /* k of the current index batch (0: none yet) */
+  int eStage;            /* STAGE_INDEX, STAGE_EXACT, STAGE_DONE for the committed rows */
+  VsI64Map emitted;      /* committed rowids already returned */
+  double rLast;          /* distance of the last row returned */
+  int bAny;
+};
+
+enum { STAGE_INDEX = 0, STAGE_EXACT = 1, STAGE_DONE = 2 };
+
+static int candidate_push(CandidateList *p, i64 iRowid, double rDist) {
+  if (p->n == p->nAlloc) {
+    i64 nNew = p->nAlloc ? p->nAlloc * 2 : 64;
+    Candidate *aNew = sqlite3_realloc64(p->a, (sqlite3_uint64)nNew * sizeof(Candidate));
+    if (aNew == 0) return SQLITE_NOMEM;
+    p->a = aNew;
+    p->nAlloc = nNew;
+  }
+  p->a[p->n].iRowid = iRowid;
+  p->a[p->n].rDist = rDist;
+  p->n++;
+  return SQLITE_OK;
+}
+
+static int candidate_cmp(const void *pA, const void *pB) {
+  const Candidate *a = pA, *b = pB;
+  if (a->rDist != b->rDist) return a->rDist < b->rDist ? -1 : 1;
+  return (a->iRowid > b->iRowid) - (a->iRowid < b->iRowid);
+}
+
+static void candidate_sort(CandidateList *p) {
+  if (p->n > 1) qsort(p->a, (size_t)p->n, sizeof(Candidate), candidate_cmp);
+  p->iNext = 0;
+}
+
+static void candidate_reset(CandidateList *p) { p->n = p->iNext = 0; }
+
+void vs_search_free(VsSearch *p) {
+  if (p == 0) return;
+  sqlite3_free(p->aQuery);
+  sqlite3_free(p->zParams);
+  sqlite3_free(p->pending.a);
+  sqlite3_free(p->batch.a);
+  vs_i64map_clear(&p->emitted);
+  sqlite3_free(p);
+}
+
+/* Index selector: committed rows the transaction has not touched and the stream has not returned yet. */
+static int keep_committed(void *pCtx, i64 iRowid) {
+  VsSearch *p = (VsSearch *)pCtx;
+  i64 iDummy;
+  if (vs_pending_get(&p->pTab->pending, iRowid) != 0) return 0;
+  return p->emitted.nUsed == 0 || !vs_i64map_get(&p->emitted, iRowid, &iDummy);
+}
+
+/* Scores every live pending vector exactly. */
+static int score_pending(VsSearch *p) {
+  const VsPending *pP = &p->pTab->pending;
+  int rc = SQLITE_OK;
+  for (i64 i = 0; rc == SQLITE_OK && i < pP->last.nSlot; i++) {
+    if (pP->last.aUsed[i] != 1) continue;
+    const VsPendingOp *pOp = &pP->aOp[pP->last.aVal[i]];
+    if (pOp->aVec == 0) continue;
+    rc = candidate_push(&p->pending, pOp->iRowid,
+                        vs_distance(p->aQuery, pOp->aVec, p->pTab->pCfg->nDim, p->pTab->pCfg->eMetric));
+  }
+  candidate_sort(&p->pending);
+  return rc;
+}
+
+/* Asks the index for the next batch of nAsk rows. */
+static int fetch_batch(VsSearch *p, i64 nAsk) {
+  VsIndex *pIdx = p->pTab->pIdx;
+  candidate_reset(&p->batch);
+  p->nBatchAsked = nAsk;
+  if (nAsk > pIdx->nLabel) nAsk = pIdx->nLabel;
+  if (nAsk <= 0) return SQLITE_OK;
+  float *aDist = sqlite3_malloc64((sqlite3_uint64)nAsk * sizeof(float));
+  i64 *aRowid = sqlite3_malloc64((sqlite3_uint64)nAsk * sizeof(i64));
+  i64 n = 0;
+  int rc = (aDist && aRowid) ? SQLITE_OK : SQLITE_NOMEM;
+  if (rc == SQLITE_OK) {
+    rc = vs_index_search(pIdx, p->aQuery, nAsk, p->zParams, keep_committed, p, aDist, aRowid, &n,
+                         &p->pTab->base.zErrMsg);
+  }
+  for (i64 i = 0; rc == SQLITE_OK && i < n; i++) {
+    if (keep_committed(p, aRowid[i])) rc = candidate_push(&p->batch, aRowid[i], aDist[i]);
+  }
+  sqlite3_free(aDist);
+  sqlite3_free(aRowid);
+  return rc;
+}
+
+static int exact_row(void *pCtx, i64 iRowid, const float *aVec) {
+  VsSearch *p = (VsSearch *)pCtx;
+  if (!keep_committed(p, iRowid)) return SQLITE_OK;
+  return candidate_push(&p->batch, iRowid, vs_distance(p->aQuery, aVec, p->pTab->pCfg->nDim, p->pTab->pCfg->eMetric));
+}
+
+/* The final stage for approximate indexes: every stored vector not returned yet, exactly. Stored vectors
+** include the transaction's own changes, which keep_committed leaves to the pending list. */
+static int fetch_exact(VsSearch *p) {
+  candidate_reset(&p->batch);
+  int rc = vs_storage_vector_scan(p->pTab->pStore, exact_row, p, &p->pTab->base.zErrMsg);
+  candidate_sort(&p->batch);
+  return rc;
+}
+
+int vs_search_start(VsTable *pTab, const float *aQuery, i64 nFirstBatch, const char *zParams, VsSearch **pp) {
+  *pp = 0;
+  int rc = vs_sync_read(pTab);
+  if (rc != SQLITE_OK) return rc;
+  VsSearch *p = sqlite3_malloc(sizeof(*p));
+  if (p == 0) return SQLITE_NOMEM;
+  memset(p, 0, sizeof(*p));
+  p->pTab = pTab;
+  vs_i64map_init(&p->emitted);
+  size_t nByte = (size_t)pTab->pCfg->nDim * sizeof(float);
+  p->aQuery = sqlite3_malloc64(nByte);
+  if (p->aQuery == 0) rc = SQLITE_NOMEM;
+  else memcpy(p->aQuery, aQuery, nByte);
+  if (rc == SQLITE_OK && zParams && zParams[0]) {
+    p->zParams = sqlite3_mprintf("%s", zParams);
+    if (p->zParams == 0) rc = SQLITE_NOMEM;
+  }
+  if (rc == SQLITE_OK) rc = score_pending(p);
+  if (rc == SQLITE_OK) rc = fetch_batch(p, nFirstBatch > 0 ? nFirstBatch : 16);
+  if (rc != SQLITE_OK) {
+    vs_search_free(p);
+    return rc;
+  }
+  *pp = p;
+  return SQLITE_OK;
+}
+
+/* Makes p->batch hold a committed candidate if any remain, moving through the stages. */
+static int refill(VsSearch *p) {
+  VsIndex *pIdx = p->pTab->pIdx;
+  while (p->eStage != STAGE_DONE && p->batch.iNext >= p->batch.n) {
+    int rc;
+    if (p->eStage == STAGE_EXACT) {
+      p->eStage = STAGE_DONE;
+      break;
+    }
+    i64 nFound = p->batch.n;
+    int bAllAsked = p->nBatchAsked >= pIdx->nLabel;
+    if (pIdx->bExact && (nFound < p->nBatchAsked || bAllAsked)) {
+      p->eStage = STAGE_DONE; /* an exhaustive index returned all it had */
+    } else if (bAllAsked) {
+      p->eStage = STAGE_EXACT;
+      rc = fetch_exact(p);
+      if (rc != SQLITE_OK) return rc;
+    } else {
+      rc = fetch_batch(p, p->nBatchAsked * 2);
+      if (rc != SQLITE_OK) return rc;
+    }
+  }
+  return SQLITE_OK;
+}
+
+int vs_search_next(VsSearch *p, i64 *piRowid, double *prDist, int *pbEof) {
+  for (;;) {
+    int rc = refill(p);
+    if (rc != SQLITE_OK) return rc;
+    Candidate *pC = p->batch.iNext < p->batch.n ? &p->batch.a[p->batch.iNext] : 0;
+    Candidate *pP = p->pending.iNext < p->pending.n ? &p->pending.a[p->pending.iNext] : 0;
+    if (pC == 0 && pP == 0) {
+      *pbEof = 1;
+      return SQLITE_OK;
+    }
+    Candidate next;
+    if (pP && (pC == 0 || candidate_cmp(pP, pC) <= 0)) {
+      next = *pP;
+      p->pending.iNext++;
+    } else {
+      next = *pC;
+      p->batch.iNext++;
+      i64 iDummy;
+      if (vs_i64map_get(&p->emitted, next.iRowid, &iDummy)) continue;
+      if (p->bAny && next.rDist < p->rLast) continue; /* found late by an approximate batch */
+      rc = vs_i64map_put(&p->emitted, next.iRowid, 1);
+      if (rc != SQLITE_OK) return rc;
+    }
+    p->rLast = next.rDist;
+    p->bAny = 1;
+    *piRowid = next.iRowid;
+    *prDist = next.rDist;
+    *pbEof = 0;
+    return SQLITE_OK;
+  }
+}

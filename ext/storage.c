@@ -1,0 +1,697 @@
+/*
+** storage.c: the shadow tables, the only durable state of a vecstore table.
+**
+**   <name>_config(key PRIMARY KEY, value)      options, format version, snapshot generation and checksum
+**   <name>_docs(rowid, id UNIQUE, content, metadata)
+**   <name>_vectors(rowid, embedding)           float32 BLOBs, the truth the index is built from
+**   <name>_log(seq, rowid, op)                 vectors set (op 0) or deleted (op 1) since the snapshot
+**   <name>_snapshot(chunk, data)               the serialised index in 1 MiB chunks (no BLOB size ceiling)
+**
+** The snapshot is streamed through a stdio cookie: written chunk by chunk as Faiss serialises, and read back
+** only after a first pass has checked its chunk count, size and checksum, so Faiss never parses bytes that
+** were damaged or edited.
+*/
+#include "vecstore_int.h"
+
+#define VS_CHUNK_SIZE (1 << 20)
+#define VS_FORMAT_VERSION 1
+
+const char *const vs_shadow_suffixes[] = {"config", "docs", "vectors", "log", "snapshot", 0};
+
+typedef enum StmtId {
+  CONFIG_GET,
+  CONFIG_PUT,
+  DOC_INSERT,
+  DOC_INSERT_AUTO,
+  DOC_EXISTS,
+  DOC_BY_ID,
+  DOC_DELETE,
+  DOC_UPDATE,
+  VEC_PUT,
+  VEC_DELETE,
+  VEC_GET,
+  VEC_COUNT,
+  VEC_SCAN,
+  LOG_MAX,
+  LOG_APPEND,
+  LOG_COUNT,
+  LOG_SCAN,
+  LOG_CLEAR,
+  SNAP_CLEAR,
+  SNAP_PUT,
+  SNAP_SCAN,
+  SNAP_INFO,
+  JSON_TYPE,
+  STMT_COUNT
+} StmtId;
+
+static const char *const azStmtSql[STMT_COUNT] = {
+    [CONFIG_GET] = "SELECT value FROM {config} WHERE key = ?",
+    [CONFIG_PUT] = "INSERT OR REPLACE INTO {config}(key, value) VALUES (?, ?)",
+    [DOC_INSERT] = "INSERT INTO {docs}(rowid, id, content, metadata) VALUES (?, ?, ?, ?)",
+    [DOC_INSERT_AUTO] = "INSERT INTO {docs}(id, content, metadata) VALUES (?2, ?3, ?4)",
+    [DOC_EXISTS] = "SELECT 1 FROM {docs} WHERE rowid = ?",
+    [DOC_BY_ID] = "SELECT rowid FROM {docs} WHERE id = ?",
+    [DOC_DELETE] = "DELETE FROM {docs} WHERE rowid = ?",
+    [DOC_UPDATE] = "UPDATE {docs} SET id = ?2, content = ?3, metadata = ?4 WHERE rowid = ?1",
+    [VEC_PUT] = "INSERT OR REPLACE INTO {vectors}(rowid, embedding) VALUES (?, ?)",
+    [VEC_DELETE] = "DELETE FROM {vectors} WHERE rowid = ?",
+    [VEC_GET] = "SELECT embedding FROM {vectors} WHERE rowid = ?",
+    [VEC_COUNT] = "SELECT count(*) FROM {vectors}",
+    [VEC_SCAN] = "SELECT rowid, embedding FROM {vectors} ORDER BY rowid",
+    [LOG_MAX] = "SELECT seq FROM {log} ORDER BY seq DESC LIMIT 1",
+    [LOG_APPEND] = "INSERT INTO {log}(rowid, op) VALUES (?, ?)",
+    [LOG_COUNT] = "SELECT count(*) FROM {log}",
+    [LOG_SCAN] = "SELECT seq, rowid, op FROM {log} WHERE seq > ? ORDER BY seq",
+    [LOG_CLEAR] = "DELETE FROM {log}",
+    [SNAP_CLEAR] = "DELETE FROM {snapshot}",
+    [SNAP_PUT] = "INSERT INTO {snapshot}(chunk, data) VALUES (?, ?)",
+    [SNAP_SCAN] = "SELECT chunk, data FROM {snapshot} ORDER BY chunk",
+    [SNAP_INFO] = "SELECT count(*), coalesce(sum(length(data)), 0) FROM {snapshot}",
+    [JSON_TYPE] = "SELECT CASE WHEN json_valid(?1) THEN json_type(?1) END",
+};
+
+struct VsStorage {
+  sqlite3 *db;
+  char *zDb;
+  char *zName;
+  int nDim;
+  sqlite3_stmt *aStmt[STMT_COUNT];
+  sqlite3_stmt *aIdle[VS_CSTMT_COUNT];
+};
+
+sqlite3 *vs_storage_db(VsStorage *p) { return p->db; }
+
+/* Expands {suffix} in zTemplate to "db"."name_suffix". */
+static char *expand_sql(const char *zDb, const char *zName, const char *zTemplate) {
+  sqlite3_str *pStr = sqlite3_str_new(0);
+  for (const char *z = zTemplate; *z; z++) {
+    if (*z == '{') {
+      const char *zEnd = strchr(z, '}');
+      sqlite3_str_appendf(pStr, "\"%w\".\"%w_%.*w\"", zDb, zName, (int)(zEnd - z - 1), z + 1);
+      z = zEnd;
+    } else {
+      sqlite3_str_appendchar(pStr, 1, *z);
+    }
+  }
+  return sqlite3_str_finish(pStr);
+}
+
+/* The cached statement id, prepared on first use and reset. */
+static int stmt(VsStorage *p, StmtId e, sqlite3_stmt **pp) {
+  if (p->aStmt[e] == 0) {
+    char *zSql = expand_sql(p->zDb, p->zName, azStmtSql[e]);
+    if (zSql == 0) return SQLITE_NOMEM;
+    int rc = sqlite3_prepare_v3(p->db, zSql, -1, SQLITE_PREPARE_PERSISTENT, &p->aStmt[e], 0);
+    sqlite3_free(zSql);
+    if (rc != SQLITE_OK) return rc;
+  }
+  *pp = p->aStmt[e];
+  return SQLITE_OK;
+}
+
+/* Steps a write statement to completion and resets it. */
+static int run(sqlite3_stmt *pStmt) {
+  int rc = sqlite3_step(pStmt);
+  int rc2 = sqlite3_reset(pStmt);
+  return rc == SQLITE_DONE ? SQLITE_OK : (rc2 != SQLITE_OK ? rc2 : rc);
+}
+
+static int exec_template(sqlite3 *db, const char *zDb, const char *zName, const char *zTemplate) {
+  char *zSql = expand_sql(zDb, zName, zTemplate);
+  if (zSql == 0) return SQLITE_NOMEM;
+  int rc = sqlite3_exec(db, zSql, 0, 0, 0);
+  sqlite3_free(zSql);
+  return rc;
+}
+
+static int db_error(sqlite3 *db, int rc, char **pzErr, const char *zWhat) {
+  if (rc != SQLITE_OK && pzErr && *pzErr == 0) vs_error(pzErr, "%s: %s", zWhat, sqlite3_errmsg(db));
+  return rc;
+}
+
+int vs_storage_create(sqlite3 *db, const VsConfig *pCfg, char **pzErr) {
+  static const char *const azCreate[] = {
+      "CREATE TABLE {config}(key TEXT PRIMARY KEY, value) WITHOUT ROWID",
+      "CREATE TABLE {docs}(rowid INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, content, metadata TEXT)",
+      "CREATE TABLE {vectors}(rowid INTEGER PRIMARY KEY, embedding BLOB NOT NULL)",
+      "CREATE TABLE {log}(seq INTEGER PRIMARY KEY, rowid INTEGER NOT NULL, op INTEGER NOT NULL)",
+      "CREATE TABLE {snapshot}(chunk INTEGER PRIMARY KEY, data BLOB NOT NULL)",
+      0};
+  int rc = SQLITE_OK;
+  for (int i = 0; rc == SQLITE_OK && azCreate[i]; i++) rc = exec_template(db, pCfg->zDb, pCfg->zName, azCreate[i]);
+  if (rc != SQLITE_OK) return db_error(db, rc, pzErr, "creating the shadow tables failed");
+
+  char *zSql = expand_sql(pCfg->zDb, pCfg->zName,
+                          "INSERT INTO {config}(key, value) VALUES ('format', ?1), ('dim', ?2), ('metric', ?3), "
+                          "('index', ?4), ('search_params', ?5), ('embedder', ?6), ('snapshot_gen', 0)");
+  sqlite3_stmt *pStmt = 0;
+  rc = zSql ? sqlite3_prepare_v2(db, zSql, -1, &pStmt, 0) : SQLITE_NOMEM;
+  sqlite3_free(zSql);
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_int(pStmt, 1, VS_FORMAT_VERSION);
+    sqlite3_bind_int(pStmt, 2, pCfg->nDim);
+    sqlite3_bind_text(pStmt, 3, vs_metric_name(pCfg->eMetric), -1, SQLITE_STATIC);
+    sqlite3_bind_text(pStmt, 4, pCfg->zIndex, -1, SQLITE_STATIC);
+    sqlite3_bind_text(pStmt, 5, pCfg->zSearchParams, -1, SQLITE_STATIC);
+    sqlite3_bind_text(pStmt, 6, pCfg->zEmbedder, -1, SQLITE_STATIC);
+    sqlite3_step(pStmt);
+    rc = sqlite3_finalize(pStmt);
+  }
+  return db_error(db, rc, pzErr, "writing the table configuration failed");
+}
+
+int vs_storage_open(sqlite3 *db, const VsConfig *pCfg, VsStorage **pp) {
+  VsStorage *p = sqlite3_malloc(sizeof(*p));
+  *pp = 0;
+  if (p == 0) return SQLITE_NOMEM;
+  memset(p, 0, sizeof(*p));
+  p->db = db;
+  p->nDim = pCfg->nDim;
+  p->zDb = sqlite3_mprintf("%s", pCfg->zDb);
+  p->zName = sqlite3_mprintf("%s", pCfg->zName);
+  if (p->zDb == 0 || p->zName == 0) {
+    vs_storage_close(p);
+    return SQLITE_NOMEM;
+  }
+  *pp = p;
+  return SQLITE_OK;
+}
+
+static void finalize_all(VsStorage *p) {
+  for (int i = 0; i < STMT_COUNT; i++) {
+    sqlite3_finalize(p->aStmt[i]);
+    p->aStmt[i] = 0;
+  }
+  for (int i = 0; i < VS_CSTMT_COUNT; i++) {
+    sqlite3_finalize(p->aIdle[i]);
+    p->aIdle[i] = 0;
+  }
+}
+
+void vs_storage_close(VsStorage *p) {
+  if (p == 0) return;
+  finalize_all(p);
+  sqlite3_free(p->zDb);
+  sqlite3_free(p->zName);
+  sqlite3_free(p);
+}
+
+int vs_storage_drop(VsStorage *p, char **pzErr) {
+  int rc = SQLITE_OK;
+  finalize_all(p);
+  for (int i = 0; rc == SQLITE_OK && vs_shadow_suffixes[i]; i++) {
+    char *zSql = sqlite3_mprintf("DROP TABLE IF EXISTS \"%w\".\"%w_%w\"", p->zDb, p->zName, vs_shadow_suffixes[i]);
+    rc = zSql ? sqlite3_exec(p->db, zSql, 0, 0, 0) : SQLITE_NOMEM;
+    sqlite3_free(zSql);
+  }
+  return db_error(p->db, rc, pzErr, "dropping the shadow tables failed");
+}
+
+int vs_storage_rename(VsStorage *p, const char *zNew, char **pzErr) {
+  int rc = SQLITE_OK;
+  finalize_all(p);
+  for (int i = 0; rc == SQLITE_OK && vs_shadow_suffixes[i]; i++) {
+    char *zSql = sqlite3_mprintf("ALTER TABLE \"%w\".\"%w_%w\" RENAME TO \"%w_%w\"", p->zDb, p->zName,
+                                 vs_shadow_suffixes[i], zNew, vs_shadow_suffixes[i]);
+    rc = zSql ? sqlite3_exec(p->db, zSql, 0, 0, 0) : SQLITE_NOMEM;
+    sqlite3_free(zSql);
+  }
+  if (rc == SQLITE_OK) rc = vs_config_set_string(&p->zName, zNew);
+  return db_error(p->db, rc, pzErr, "renaming the shadow tables failed");
+}
+
+int vs_storage_config_get(VsStorage *p, const char *zKey, char **pz, char **pzErr) {
+  sqlite3_stmt *pStmt;
+  *pz = 0;
+  int rc = stmt(p, CONFIG_GET, &pStmt);
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_text(pStmt, 1, zKey, -1, SQLITE_STATIC);
+    if (sqlite3_step(pStmt) == SQLITE_ROW && sqlite3_column_type(pStmt, 0) != SQLITE_NULL) {
+      *pz = sqlite3_mprintf("%s", (const char *)sqlite3_column_text(pStmt, 0));
+      if (*pz == 0) rc = SQLITE_NOMEM;
+    }
+    int rc2 = sqlite3_reset(pStmt);
+    if (rc == SQLITE_OK) rc = rc2;
+  }
+  return db_error(p->db, rc, pzErr, "reading the table configuration failed");
+}
+
+int vs_storage_config_put(VsStorage *p, const char *zKey, const char *zValue, char **pzErr) {
+  sqlite3_stmt *pStmt;
+  int rc = stmt(p, CONFIG_PUT, &pStmt);
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_text(pStmt, 1, zKey, -1, SQLITE_STATIC);
+    sqlite3_bind_text(pStmt, 2, zValue, -1, SQLITE_STATIC);
+    rc = run(pStmt);
+  }
+  return db_error(p->db, rc, pzErr, "writing the table configuration failed");
+}
+
+static int config_put_int(VsStorage *p, const char *zKey, i64 iValue) {
+  sqlite3_stmt *pStmt;
+  int rc = stmt(p, CONFIG_PUT, &pStmt);
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_text(pStmt, 1, zKey, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(pStmt, 2, iValue);
+    rc = run(pStmt);
+  }
+  return rc;
+}
+
+static int config_get_int(VsStorage *p, const char *zKey, i64 *piValue) {
+  sqlite3_stmt *pStmt;
+  *piValue = 0;
+  int rc = stmt(p, CONFIG_GET, &pStmt);
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_text(pStmt, 1, zKey, -1, SQLITE_STATIC);
+    if (sqlite3_step(pStmt) == SQLITE_ROW) *piValue = sqlite3_column_int64(pStmt, 0);
+    rc = sqlite3_reset(pStmt);
+  }
+  return rc;
+}
+
+/* Turns a constraint failure of the docs table into the message SPEC.md promises. */
+static int doc_write_error(VsStorage *p, int rc, i64 iRowid, const char *zId, char **pzErr) {
+  if ((rc & 0xff) == SQLITE_CONSTRAINT) {
+    const char *zMsg = sqlite3_errmsg(p->db);
+    if (strstr(zMsg, ".id") != 0) {
+      vs_error(pzErr, "UNIQUE constraint failed: a document with id '%s' already exists", zId);
+    } else {
+      vs_error(pzErr, "UNIQUE constraint failed: rowid %lld already exists", iRowid);
+    }
+    return SQLITE_CONSTRAINT;
+  }
+  return db_error(p->db, rc, pzErr, "writing the document failed");
+}
+
+int vs_storage_doc_insert(VsStorage *p, i64 *piRowid, int bRowidGiven, const char *zId, sqlite3_value *pContent,
+                          const char *zMeta, char **pzErr) {
+  sqlite3_stmt *pStmt;
+  int rc = stmt(p, bRowidGiven ? DOC_INSERT : DOC_INSERT_AUTO, &pStmt);
+  if (rc == SQLITE_OK) {
+    if (bRowidGiven) sqlite3_bind_int64(pStmt, 1, *piRowid);
+    sqlite3_bind_text(pStmt, 2, zId, -1, SQLITE_STATIC);
+    sqlite3_bind_value(pStmt, 3, pContent);
+    sqlite3_bind_text(pStmt, 4, zMeta, -1, SQLITE_STATIC);
+    rc = run(pStmt);
+    if (rc == SQLITE_OK && !bRowidGiven) *piRowid = sqlite3_last_insert_rowid(p->db);
+  }
+  return doc_write_error(p, rc, *piRowid, zId, pzErr);
+}
+
+int vs_storage_json_type(VsStorage *p, const char *z, char **pzType) {
+  sqlite3_stmt *pStmt;
+  *pzType = 0;
+  int rc = stmt(p, JSON_TYPE, &pStmt);
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_text(pStmt, 1, z, -1, SQLITE_STATIC);
+    if (sqlite3_step(pStmt) == SQLITE_ROW && sqlite3_column_type(pStmt, 0) != SQLITE_NULL) {
+      *pzType = sqlite3_mprintf("%s", (const char *)sqlite3_column_text(pStmt, 0));
+      if (*pzType == 0) rc = SQLITE_NOMEM;
+    }
+    int rc2 = sqlite3_reset(pStmt);
+    if (rc == SQLITE_OK) rc = rc2;
+  }
+  return rc;
+}
+
+int vs_storage_doc_exists(VsStorage *p, i64 iRowid, int *pbExists) {
+  sqlite3_stmt *pStmt;
+  *pbExists = 0;
+  int rc = stmt(p, DOC_EXISTS, &pStmt);
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_int64(pStmt, 1, iRowid);
+    *pbExists = sqlite3_step(pStmt) == SQLITE_ROW;
+    rc = sqlite3_reset(pStmt);
+  }
+  return rc;
+}
+
+int vs_storage_doc_rowid_of_id(VsStorage *p, const char *zId, i64 *piRowid, int *pbFound) {
+  sqlite3_stmt *pStmt;
+  *pbFound = 0;
+  int rc = stmt(p, DOC_BY_ID, &pStmt);
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_text(pStmt, 1, zId, -1, SQLITE_STATIC);
+    if (sqlite3_step(pStmt) == SQLITE_ROW) {
+      *pbFound = 1;
+      *piRowid = sqlite3_column_int64(pStmt, 0);
+    }
+    rc = sqlite3_reset(pStmt);
+  }
+  return rc;
+}
+
+static int run_with_rowid(VsStorage *p, StmtId e, i64 iRowid) {
+  sqlite3_stmt *pStmt;
+  int rc = stmt(p, e, &pStmt);
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_int64(pStmt, 1, iRowid);
+    rc = run(pStmt);
+  }
+  return rc;
+}
+
+int vs_storage_doc_delete(VsStorage *p, i64 iRowid) { return run_with_rowid(p, DOC_DELETE, iRowid); }
+
+int vs_storage_doc_update(VsStorage *p, i64 iRowid, const char *zId, sqlite3_value *pContent, const char *zMeta,
+                          char **pzErr) {
+  sqlite3_stmt *pStmt;
+  int rc = stmt(p, DOC_UPDATE, &pStmt);
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_int64(pStmt, 1, iRowid);
+    sqlite3_bind_text(pStmt, 2, zId, -1, SQLITE_STATIC);
+    sqlite3_bind_value(pStmt, 3, pContent);
+    sqlite3_bind_text(pStmt, 4, zMeta, -1, SQLITE_STATIC);
+    rc = run(pStmt);
+  }
+  return doc_write_error(p, rc, iRowid, zId, pzErr);
+}
+
+static const char *const azCursorSql[VS_CSTMT_COUNT] = {
+    [VS_CSTMT_SCAN] = "SELECT rowid, id, content, metadata FROM {docs} ORDER BY rowid",
+    [VS_CSTMT_ROWID] = "SELECT rowid, id, content, metadata FROM {docs} WHERE rowid = ?1",
+    [VS_CSTMT_ID] = "SELECT rowid, id, content, metadata FROM {docs} WHERE id = ?1",
+    [VS_CSTMT_VECTOR] = "SELECT embedding FROM {vectors} WHERE rowid = ?1",
+};
+
+int vs_storage_cursor_stmt(VsStorage *p, VsCursorStmt e, sqlite3_stmt **pp) {
+  if (p->aIdle[e]) {
+    *pp = p->aIdle[e];
+    p->aIdle[e] = 0;
+    return SQLITE_OK;
+  }
+  char *zSql = expand_sql(p->zDb, p->zName, azCursorSql[e]);
+  if (zSql == 0) return SQLITE_NOMEM;
+  int rc = sqlite3_prepare_v3(p->db, zSql, -1, SQLITE_PREPARE_PERSISTENT, pp, 0);
+  sqlite3_free(zSql);
+  return rc;
+}
+
+void vs_storage_cursor_stmt_release(VsStorage *p, VsCursorStmt e, sqlite3_stmt *pStmt) {
+  if (pStmt == 0) return;
+  sqlite3_reset(pStmt);
+  sqlite3_clear_bindings(pStmt);
+  if (p->aIdle[e] == 0) {
+    p->aIdle[e] = pStmt;
+  } else {
+    sqlite3_finalize(pStmt);
+  }
+}
+
+int vs_storage_vector_put(VsStorage *p, i64 iRowid, const float *aVec, int nDim) {
+  sqlite3_stmt *pStmt;
+  int rc = stmt(p, VEC_PUT, &pStmt);
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_int64(pStmt, 1, iRowid);
+    sqlite3_bind_blob(pStmt, 2, aVec, nDim * (int)sizeof(float), SQLITE_STATIC);
+    rc = run(pStmt);
+  }
+  return rc;
+}
+
+int vs_storage_vector_delete(VsStorage *p, i64 iRowid) { return run_with_rowid(p, VEC_DELETE, iRowid); }
+
+/* Checks that a stored embedding has the table's size. */
+static int check_blob(VsStorage *p, i64 iRowid, int nByte, char **pzErr) {
+  if (nByte != p->nDim * (int)sizeof(float)) {
+    vs_error(pzErr, "the stored vector of rowid %lld has %d bytes, expected %d (dim=%d): the %s_vectors table is "
+             "damaged", iRowid, nByte, p->nDim * (int)sizeof(float), p->nDim, p->zName);
+    return SQLITE_CORRUPT;
+  }
+  return SQLITE_OK;
+}
+
+int vs_storage_vector_get(VsStorage *p, i64 iRowid, float *aOut, char **pzErr) {
+  sqlite3_stmt *pStmt;
+  int rc = stmt(p, VEC_GET, &pStmt);
+  if (rc != SQLITE_OK) return db_error(p->db, rc, pzErr, "reading a vector failed");
+  sqlite3_bind_int64(pStmt, 1, iRowid);
+  rc = sqlite3_step(pStmt);
+  if (rc == SQLITE_ROW) {
+    const void *pBlob = sqlite3_column_blob(pStmt, 0);
+    rc = check_blob(p, iRowid, sqlite3_column_bytes(pStmt, 0), pzErr);
+    if (rc == SQLITE_OK) memcpy(aOut, pBlob, (size_t)p->nDim * sizeof(float));
+  }
+  int rc2 = sqlite3_reset(pStmt);
+  if (rc == SQLITE_DONE || rc == SQLITE_CORRUPT) return rc;
+  return db_error(p->db, rc == SQLITE_OK ? rc2 : rc, pzErr, "reading a vector failed");
+}
+
+int vs_storage_vector_scan(VsStorage *p, int (*xRow)(void *, i64, const float *), void *pCtx, char **pzErr) {
+  sqlite3_stmt *pStmt = 0;
+  char *zSql = expand_sql(p->zDb, p->zName, azStmtSql[VEC_SCAN]);
+  int rc = zSql ? sqlite3_prepare_v2(p->db, zSql, -1, &pStmt, 0) : SQLITE_NOMEM;
+  sqlite3_free(zSql);
+  float *aVec = sqlite3_malloc64((sqlite3_uint64)p->nDim * sizeof(float));
+  if (rc == SQLITE_OK && aVec == 0) rc = SQLITE_NOMEM;
+  while (rc == SQLITE_OK && sqlite3_step(pStmt) == SQLITE_ROW) {
+    i64 iRowid = sqlite3_column_int64(pStmt, 0);
+    const void *pBlob = sqlite3_column_blob(pStmt, 1);
+    rc = check_blob(p, iRowid, sqlite3_column_bytes(pStmt, 1), pzErr);
+    if (rc == SQLITE_OK) {
+      memcpy(aVec, pBlob, (size_t)p->nDim * sizeof(float));
+      rc = xRow(pCtx, iRowid, aVec);
+    }
+  }
+  int rc2 = pStmt ? sqlite3_finalize(pStmt) : SQLITE_OK;
+  sqlite3_free(aVec);
+  if (rc == SQLITE_OK) rc = rc2;
+  return db_error(p->db, rc, pzErr, "reading the stored vectors failed");
+}
+
+static int count_rows(VsStorage *p, StmtId e, i64 *pn) {
+  sqlite3_stmt *pStmt;
+  *pn = 0;
+  int rc = stmt(p, e, &pStmt);
+  if (rc == SQLITE_OK) {
+    if (sqlite3_step(pStmt) == SQLITE_ROW) *pn = sqlite3_column_int64(pStmt, 0);
+    rc = sqlite3_reset(pStmt);
+  }
+  return rc;
+}
+
+int vs_storage_vector_count(VsStorage *p, i64 *pn) { return count_rows(p, VEC_COUNT, pn); }
+int vs_storage_log_count(VsStorage *p, i64 *pn) { return count_rows(p, LOG_COUNT, pn); }
+
+int vs_storage_state(VsStorage *p, i64 *piGen, i64 *piLogSeq, char **pzErr) {
+  int rc = config_get_int(p, "snapshot_gen", piGen);
+  if (rc == SQLITE_OK) rc = count_rows(p, LOG_MAX, piLogSeq);
+  return db_error(p->db, rc, pzErr, "reading the table state failed");
+}
+
+int vs_storage_log_append(VsStorage *p, i64 iRowid, int bDelete, i64 *piSeq) {
+  sqlite3_stmt *pStmt;
+  int rc = stmt(p, LOG_APPEND, &pStmt);
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_int64(pStmt, 1, iRowid);
+    sqlite3_bind_int(pStmt, 2, bDelete ? 1 : 0);
+    rc = run(pStmt);
+    if (rc == SQLITE_OK) *piSeq = sqlite3_last_insert_rowid(p->db);
+  }
+  return rc;
+}
+
+int vs_storage_log_scan(VsStorage *p, i64 iAfter, int (*xEntry)(void *, i64, i64, int), void *pCtx) {
+  sqlite3_stmt *pStmt;
+  int rc = stmt(p, LOG_SCAN, &pStmt);
+  if (rc != SQLITE_OK) return rc;
+  sqlite3_bind_int64(pStmt, 1, iAfter);
+  while (rc == SQLITE_OK && sqlite3_step(pStmt) == SQLITE_ROW) {
+    rc = xEntry(pCtx, sqlite3_column_int64(pStmt, 0), sqlite3_column_int64(pStmt, 1),
+                sqlite3_column_int(pStmt, 2));
+  }
+  int rc2 = sqlite3_reset(pStmt);
+  return rc == SQLITE_OK ? rc2 : rc;
+}
+
+/* A 64-bit checksum of one chunk, chained through h: word-wise multiply-xorshift, tail byte-wise. */
+static uint64_t chunk_checksum(uint64_t h, const unsigned char *a, size_t n) {
+  const uint64_t m = 0x9E3779B97F4A7C15ull;
+  size_t i = 0;
+  h ^= (uint64_t)n * m;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    memcpy(&w, a + i, 8);
+    h = (h ^ w) * m;
+    h ^= h >> 29;
+  }
+  for (; i < n; i++) {
+    h = (h ^ a[i]) * m;
+    h ^= h >> 29;
+  }
+  return h;
+}
+
+typedef struct SnapWriter {
+  VsStorage *p;
+  unsigned char *aBuf;
+  size_t nBuf;
+  i64 iChunk;
+  i64 nTotal;
+  uint64_t hash;
+  int rc;
+} SnapWriter;
+
+static int snap_flush(SnapWriter *w) {
+  if (w->nBuf == 0 || w->rc != SQLITE_OK) return w->rc;
+  sqlite3_stmt *pStmt;
+  w->rc = stmt(w->p, SNAP_PUT, &pStmt);
+  if (w->rc == SQLITE_OK) {
+    sqlite3_bind_int64(pStmt, 1, w->iChunk);
+    sqlite3_bind_blob(pStmt, 2, w->aBuf, (int)w->nBuf, SQLITE_STATIC);
+    w->rc = run(pStmt);
+  }
+  w->hash = chunk_checksum(w->hash, w->aBuf, w->nBuf);
+  w->nTotal += (i64)w->nBuf;
+  w->iChunk++;
+  w->nBuf = 0;
+  return w->rc;
+}
+
+static ssize_t snap_cookie_write(void *pCookie, const char *a, size_t n) {
+  SnapWriter *w = (SnapWriter *)pCookie;
+  size_t nDone = 0;
+  while (nDone < n && w->rc == SQLITE_OK) {
+    size_t nCopy = VS_CHUNK_SIZE - w->nBuf;
+    if (nCopy > n - nDone) nCopy = n - nDone;
+    memcpy(w->aBuf + w->nBuf, a + nDone, nCopy);
+    w->nBuf += nCopy;
+    nDone += nCopy;
+    if (w->nBuf == VS_CHUNK_SIZE) snap_flush(w);
+  }
+  return w->rc == SQLITE_OK ? (ssize_t)n : -1;
+}
+
+int vs_storage_snapshot_write(VsStorage *p, int (*xWrite)(void *, FILE *, char **), void *pCtx, i64 *piGen,
+                              char **pzErr) {
+  SnapWriter w = {p, 0, 0, 0, 0, 0, SQLITE_OK};
+  sqlite3_stmt *pStmt;
+  int rc = stmt(p, SNAP_CLEAR, &pStmt);
+  if (rc == SQLITE_OK) rc = run(pStmt);
+  if (rc == SQLITE_OK) rc = stmt(p, LOG_CLEAR, &pStmt);
+  if (rc == SQLITE_OK) rc = run(pStmt);
+  if (rc != SQLITE_OK) return db_error(p->db, rc, pzErr, "clearing the old snapshot failed");
+
+  w.aBuf = sqlite3_malloc(VS_CHUNK_SIZE);
+  if (w.aBuf == 0) return SQLITE_NOMEM;
+  cookie_io_functions_t io = {0, snap_cookie_write, 0, 0};
+  FILE *f = fopencookie(&w, "w", io);
+  if (f == 0) {
+    sqlite3_free(w.aBuf);
+    return SQLITE_NOMEM;
+  }
+  rc = xWrite(pCtx, f, pzErr);
+  if (fclose(f) != 0 && rc == SQLITE_OK) rc = SQLITE_IOERR;
+  if (rc == SQLITE_OK) rc = snap_flush(&w);
+  if (rc == SQLITE_OK) rc = w.rc;
+  sqlite3_free(w.aBuf);
+  i64 iGen = 0;
+  if (rc == SQLITE_OK) rc = config_get_int(p, "snapshot_gen", &iGen);
+  if (rc == SQLITE_OK) rc = config_put_int(p, "snapshot_gen", iGen + 1);
+  if (rc == SQLITE_OK) rc = config_put_int(p, "snapshot_bytes", w.nTotal);
+  if (rc == SQLITE_OK) rc = config_put_int(p, "snapshot_chunks", w.iChunk);
+  if (rc == SQLITE_OK) rc = config_put_int(p, "snapshot_checksum", (i64)w.hash);
+  if (rc == SQLITE_OK) *piGen = iGen + 1;
+  return db_error(p->db, rc, pzErr, "writing the index snapshot failed");
+}
+
+typedef struct SnapReader {
+  sqlite3_stmt *pStmt; /* on the current chunk, or finished */
+  const unsigned char *a;
+  size_t n;
+  size_t iPos;
+  int bEof;
+} SnapReader;
+
+static ssize_t snap_cookie_read(void *pCookie, char *aOut, size_t n) {
+  SnapReader *r = (SnapReader *)pCookie;
+  size_t nDone = 0;
+  while (nDone < n && !r->bEof) {
+    if (r->iPos == r->n) {
+      if (sqlite3_step(r->pStmt) != SQLITE_ROW) {
+        r->bEof = 1;
+        break;
+      }
+      r->a = sqlite3_column_blob(r->pStmt, 1);
+      r->n = (size_t)sqlite3_column_bytes(r->pStmt, 1);
+      r->iPos = 0;
+      continue;
+    }
+    size_t nCopy = r->n - r->iPos;
+    if (nCopy > n - nDone) nCopy = n - nDone;
+    memcpy(aOut + nDone, r->a + r->iPos, nCopy);
+    r->iPos += nCopy;
+    nDone += nCopy;
+  }
+  return (ssize_t)nDone;
+}
+
+/* First pass: the chunks are numbered 0..n-1 and their sizes and checksum match what the commit recorded. */
+static int snapshot_verify(VsStorage *p, i64 nChunk, i64 nByte, uint64_t expect, char **pzErr) {
+  sqlite3_stmt *pStmt;
+  int rc = stmt(p, SNAP_SCAN, &pStmt);
+  if (rc != SQLITE_OK) return db_error(p->db, rc, pzErr, "reading the index snapshot failed");
+  uint64_t h = 0;
+  i64 i = 0, nTotal = 0;
+  while ((rc = sqlite3_step(pStmt)) == SQLITE_ROW) {
+    int nData = sqlite3_column_bytes(pStmt, 1);
+    const unsigned char *a = sqlite3_column_blob(pStmt, 1);
+    if (sqlite3_column_int64(pStmt, 0) != i || sqlite3_column_type(pStmt, 1) != SQLITE_BLOB) break;
+    h = chunk_checksum(h, a, (size_t)nData);
+    nTotal += nData;
+    i++;
+  }
+  int bOk = rc == SQLITE_DONE && i == nChunk && nTotal == nByte && h == expect;
+  rc = sqlite3_reset(pStmt);
+  if (rc != SQLITE_OK) return db_error(p->db, rc, pzErr, "reading the index snapshot failed");
+  if (!bOk) {
+    vs_error(pzErr, "the index snapshot in %s_snapshot is damaged (expected %lld chunks, %lld bytes and a matching "
+             "checksum); run INSERT INTO %s(%s) VALUES ('rebuild')", p->zName, nChunk, nByte, p->zName, p->zName);
+    return SQLITE_CORRUPT;
+  }
+  return SQLITE_OK;
+}
+
+int vs_storage_snapshot_read(VsStorage *p, int (*xRead)(void *, FILE *, char **), void *pCtx, char **pzErr) {
+  i64 iGen = 0, nByte = 0, nChunk = 0, iSum = 0;
+  int rc = config_get_int(p, "snapshot_gen", &iGen);
+  if (rc == SQLITE_OK && iGen == 0) return SQLITE_DONE;
+  if (rc == SQLITE_OK) rc = config_get_int(p, "snapshot_bytes", &nByte);
+  if (rc == SQLITE_OK) rc = config_get_int(p, "snapshot_chunks", &nChunk);
+  if (rc == SQLITE_OK) rc = config_get_int(p, "snapshot_checksum", &iSum);
+  if (rc != SQLITE_OK) return db_error(p->db, rc, pzErr, "reading the table state failed");
+  rc = snapshot_verify(p, nChunk, nByte, (uint64_t)iSum, pzErr);
+  if (rc != SQLITE_OK) return rc;
+
+  SnapReader r = {0, 0, 0, 0, 0};
+  rc = stmt(p, SNAP_SCAN, &r.pStmt);
+  if (rc != SQLITE_OK) return db_error(p->db, rc, pzErr, "reading the index snapshot failed");
+  cookie_io_functions_t io = {snap_cookie_read, 0, 0, 0};
+  FILE *f = fopencookie(&r, "r", io);
+  if (f == 0) return SQLITE_NOMEM;
+  rc = xRead(pCtx, f, pzErr);
+  fclose(f);
+  sqlite3_reset(r.pStmt);
+  return rc;
+}
+
+int vs_storage_snapshot_info(VsStorage *p, i64 *pnByte, i64 *pnChunk) {
+  sqlite3_stmt *pStmt;
+  int rc = stmt(p, SNAP_INFO, &pStmt);
+  if (rc == SQLITE_OK) {
+    if (sqlite3_step(pStmt) == SQLITE_ROW) {
+      *pnChunk = sqlite3_column_int64(pStmt, 0);
+      *pnByte = sqlite3_column_int64(pStmt, 1);
+    }
+    rc = sqlite3_reset(pStmt);
+  }
+  return rc;
+}
+
+unsigned int vs_storage_data_version(VsStorage *p) {
+  unsigned int v = 0;
+  sqlite3_file_control(p->db, p->zDb, SQLITE_FCNTL_DATA_VERSION, &v);
+  return v;
+}

@@ -1,0 +1,323 @@
+/*
+** sync.c: the per-connection Faiss index as a cache of the shadow tables.
+**
+** Reading: before a statement uses the index, SQLITE_FCNTL_DATA_VERSION tells whether the file changed; if
+** so the snapshot generation and the last log sequence are read: a new generation reloads the snapshot, new
+** log entries are replayed (net effect per rowid). Writing: xUpdate records vector changes in the pending set
+** (pending.c); xSync applies them to the index and persists them as log entries, or writes a whole new
+** snapshot when the log has outgrown its threshold, when commands asked for it, or when the index was trained
+** or compacted. A one-row commit therefore writes O(1) rows; snapshots are amortised over many changes.
+*/
+#include "vecstore_int.h"
+
+/* A snapshot replaces the log once the log holds more than max(VS_LOG_MIN, live/VS_LOG_FRACTION) entries. */
+#define VS_LOG_MIN 1000
+#define VS_LOG_FRACTION 32
+/* Tombstones are compacted (rebuild) at commit past max(VS_TOMB_MIN, labels/VS_TOMB_FRACTION). */
+#define VS_TOMB_MIN 1000
+#define VS_TOMB_FRACTION 4
+#define VS_ADD_BATCH 65536
+
+typedef struct VecBatch {
+  VsTable *pTab;
+  i64 n, nAlloc;
+  i64 *aRowid;
+  float *aVec;
+} VecBatch;
+
+static void batch_free(VecBatch *b) {
+  sqlite3_free(b->aRowid);
+  sqlite3_free(b->aVec);
+  memset(b, 0, sizeof(*b));
+}
+
+static int batch_push(VecBatch *b, i64 iRowid, const float *aVec) {
+  int nDim = b->pTab->pCfg->nDim;
+  if (b->n == b->nAlloc) {
+    i64 nNew = b->nAlloc ? b->nAlloc * 2 : 256;
+    i64 *aR = sqlite3_realloc64(b->aRowid, (sqlite3_uint64)nNew * sizeof(i64));
+    if (aR == 0) return SQLITE_NOMEM;
+    b->aRowid = aR;
+    float *aV = sqlite3_realloc64(b->aVec, (sqlite3_uint64)nNew * nDim * sizeof(float));
+    if (aV == 0) return SQLITE_NOMEM;
+    b->aVec = aV;
+    b->nAlloc = nNew;
+  }
+  b->aRowid[b->n] = iRowid;
+  memcpy(b->aVec + b->n * nDim, aVec, (size_t)nDim * sizeof(float));
+  b->n++;
+  return SQLITE_OK;
+}
+
+/* Adds the batch to the index in slices and empties it. */
+static int batch_flush(VecBatch *b, VsIndex *pIdx, char **pzErr) {
+  int rc = SQLITE_OK;
+  int nDim = b->pTab->pCfg->nDim;
+  for (i64 i = 0; rc == SQLITE_OK && i < b->n; i += VS_ADD_BATCH) {
+    i64 n = b->n - i < VS_ADD_BATCH ? b->n - i : VS_ADD_BATCH;
+    rc = vs_index_add(pIdx, n, b->aRowid + i, b->aVec + i * nDim, pzErr);
+  }
+  b->n = 0;
+  return rc;
+}
+
+/* Gives a failure without a message one that names what failed. */
+static int failed(VsTable *pTab, int rc, const char *zWhat) {
+  if (rc != SQLITE_OK && rc != SQLITE_DONE && pTab->base.zErrMsg == 0) {
+    vs_error(&pTab->base.zErrMsg, "%s: %s", zWhat, rc == SQLITE_NOMEM ? "out of memory" : sqlite3_errmsg(pTab->db));
+  }
+  return rc;
+}
+
+void vs_sync_invalidate(VsTable *pTab) {
+  vs_index_free(pTab->pIdx);
+  pTab->pIdx = 0;
+  pTab->bVersionKnown = 0;
+}
+
+/* Re-reads the mutable options (index description, default search parameters). */
+static int load_options(VsTable *pTab, char **pzErr) {
+  char *zIndex = 0, *zParams = 0;
+  int rc = vs_storage_config_get(pTab->pStore, "index", &zIndex, pzErr);
+  if (rc == SQLITE_OK) rc = vs_storage_config_get(pTab->pStore, "search_params", &zParams, pzErr);
+  if (rc == SQLITE_OK && zIndex == 0) {
+    vs_error(pzErr, "the %s_config table has no 'index' row: the table is damaged", pTab->pCfg->zName);
+    rc = SQLITE_CORRUPT;
+  }
+  if (rc == SQLITE_OK) {
+    sqlite3_free(pTab->zIndexDesc);
+    pTab->zIndexDesc = zIndex;
+    sqlite3_free(pTab->zSearchParams);
+    pTab->zSearchParams = zParams;
+    return SQLITE_OK;
+  }
+  sqlite3_free(zIndex);
+  sqlite3_free(zParams);
+  return rc;
+}
+
+static int collect_vector(void *pCtx, i64 iRowid, const float *aVec) {
+  return batch_push((VecBatch *)pCtx, iRowid, aVec);
+}
+
+/* Builds a new index from every stored vector: trained first when it needs training and either bTrain is set
+** or the table has reached the automatic threshold. */
+static int build_from_vectors(VsTable *pTab, int bTrain, VsIndex **ppIdx, char **pzErr) {
+  VsIndex *pIdx = 0;
+  VecBatch all = {pTab, 0, 0, 0, 0};
+  *ppIdx = 0;
+  int rc = vs_index_new(pTab->pCfg->nDim, pTab->pCfg->eMetric, pTab->zIndexDesc, &pIdx, pzErr);
+  if (rc == SQLITE_OK) rc = vs_storage_vector_scan(pTab->pStore, collect_vector, &all, pzErr);
+  if (rc == SQLITE_OK && pIdx->bStandIn) {
+    if (bTrain && all.n < vs_index_train_minimum(pIdx)) {
+      vs_error(pzErr, "index '%s' needs at least %lld vectors to train, the table has %lld", pIdx->zDesc,
+               vs_index_train_minimum(pIdx), all.n);
+      rc = SQLITE_ERROR;
+    } else if (bTrain || all.n >= vs_index_train_threshold(pIdx)) {
+      rc = vs_index_train(pIdx, all.n, all.aVec, pzErr);
+    }
+  }
+  if (rc == SQLITE_OK) rc = vs_index_apply_params(pIdx, pTab->zSearchParams, pzErr);
+  if (rc == SQLITE_OK) rc = batch_flush(&all, pIdx, pzErr);
+  batch_free(&all);
+  if (rc != SQLITE_OK) {
+    vs_index_free(pIdx);
+    return rc;
+  }
+  *ppIdx = pIdx;
+  return SQLITE_OK;
+}
+
+static int read_snapshot_cb(void *pCtx, FILE *f, char **pzErr) {
+  VsTable *pTab = (VsTable *)pCtx;
+  return vs_index_read(f, pTab->pCfg->nDim, pTab->pCfg->eMetric, &pTab->pIdx, pzErr);
+}
+
+static int write_snapshot_cb(void *pCtx, FILE *f, char **pzErr) {
+  return vs_index_write(((VsTable *)pCtx)->pIdx, f, pzErr);
+}
+
+typedef struct Replay {
+  VsTable *pTab;
+  VsI64Map net; /* rowid -> 0 set, 1 deleted (the last entry wins) */
+} Replay;
+
+static int replay_entry(void *pCtx, i64 iSeq, i64 iRowid, int bDelete) {
+  (void)iSeq;
+  return vs_i64map_put(&((Replay *)pCtx)->net, iRowid, bDelete);
+}
+
+/* Applies log entries after pTab->iLogSeq to pIdx: their net effect per rowid, vectors read from storage. */
+static int replay_log(VsTable *pTab, char **pzErr) {
+  Replay r = {pTab, {0}};
+  VecBatch b = {pTab, 0, 0, 0, 0};
+  vs_i64map_init(&r.net);
+  int rc = vs_storage_log_scan(pTab->pStore, pTab->iLogSeq, replay_entry, &r);
+  float *aVec = sqlite3_malloc64((sqlite3_uint64)pTab->pCfg->nDim * sizeof(float));
+  if (rc == SQLITE_OK && aVec == 0) rc = SQLITE_NOMEM;
+  for (i64 i = 0; rc == SQLITE_OK && i < r.net.nSlot; i++) {
+    if (r.net.aUsed[i] != 1) continue;
+    i64 iRowid = r.net.aKey[i];
+    vs_index_remove(pTab->pIdx, iRowid);
+    if (r.net.aVal[i] == 0) {
+      int rc2 = vs_storage_vector_get(pTab->pStore, iRowid, aVec, pzErr);
+      if (rc2 == SQLITE_ROW || rc2 == SQLITE_OK) rc = batch_push(&b, iRowid, aVec);
+      else if (rc2 != SQLITE_DONE) rc = rc2; /* a vector deleted later: its delete entry follows */
+    }
+  }
+  if (rc == SQLITE_OK) rc = batch_flush(&b, pTab->pIdx, pzErr);
+  sqlite3_free(aVec);
+  batch_free(&b);
+  vs_i64map_clear(&r.net);
+  return rc;
+}
+
+/* Loads pIdx for generation iGen: the verified snapshot, an empty index when there is none, or, when the
+** snapshot is damaged, an index rebuilt in memory from the stored vectors (integrity-check reports the damage). */
+static int load_index(VsTable *pTab, i64 iGen, i64 iLogSeq, char **pzErr) {
+  vs_index_free(pTab->pIdx);
+  pTab->pIdx = 0;
+  pTab->iLogSeq = 0;
+  int rc = vs_storage_snapshot_read(pTab->pStore, read_snapshot_cb, pTab, pzErr);
+  if (rc == SQLITE_DONE) {
+    rc = vs_index_new(pTab->pCfg->nDim, pTab->pCfg->eMetric, pTab->zIndexDesc, &pTab->pIdx, pzErr);
+  } else if (rc == SQLITE_CORRUPT) {
+    sqlite3_free(*pzErr);
+    *pzErr = 0;
+    vs_index_free(pTab->pIdx);
+    pTab->pIdx = 0;
+    rc = build_from_vectors(pTab, 0, &pTab->pIdx, pzErr);
+    pTab->iLogSeq = iLogSeq; /* the vectors already include every logged change */
+  }
+  if (rc == SQLITE_OK) rc = vs_index_apply_params(pTab->pIdx, pTab->zSearchParams, pzErr);
+  if (rc == SQLITE_OK) pTab->iGen = iGen;
+  else vs_sync_invalidate(pTab);
+  return rc;
+}
+
+int vs_sync_read(VsTable *pTab) {
+  char **pzErr = &pTab->base.zErrMsg;
+  if (pTab->bInWrite && pTab->pIdx) return SQLITE_OK;
+  unsigned int dv = vs_storage_data_version(pTab->pStore);
+  if (pTab->pIdx && pTab->bVersionKnown && dv == pTab->dataVersion) return SQLITE_OK;
+
+  i64 iGen = 0, iLogSeq = 0;
+  char *zOldParams = pTab->zSearchParams ? sqlite3_mprintf("%s", pTab->zSearchParams) : 0;
+  int rc = vs_storage_state(pTab->pStore, &iGen, &iLogSeq, pzErr);
+  if (rc == SQLITE_OK) rc = load_options(pTab, pzErr);
+  if (rc == SQLITE_OK && (pTab->pIdx == 0 || iGen != pTab->iGen || iLogSeq < pTab->iLogSeq)) {
+    rc = load_index(pTab, iGen, iLogSeq, pzErr);
+  } else if (rc == SQLITE_OK && sqlite3_stricmp(zOldParams ? zOldParams : "", pTab->zSearchParams ? pTab->zSearchParams : "")) {
+    rc = vs_index_apply_params(pTab->pIdx, pTab->zSearchParams, pzErr);
+  }
+  sqlite3_free(zOldParams);
+  if (rc == SQLITE_OK && iLogSeq > pTab->iLogSeq) {
+    rc = replay_log(pTab, pzErr);
+    if (rc == SQLITE_OK) pTab->iLogSeq = iLogSeq;
+  }
+  if (rc != SQLITE_OK) {
+    vs_sync_invalidate(pTab);
+    return failed(pTab, rc, "loading the index failed");
+  }
+  pTab->dataVersion = dv;
+  pTab->bVersionKnown = 1;
+  return SQLITE_OK;
+}
+
+int vs_sync_begin(VsTable *pTab) {
+  pTab->bInWrite = 0;
+  int rc = vs_sync_read(pTab);
+  vs_pending_clear(&pTab->pending);
+  pTab->bWantRebuild = pTab->bWantTrain = pTab->bWantSnapshot = 0;
+  pTab->bApplied = 0;
+  if (rc == SQLITE_OK) pTab->bInWrite = 1;
+  return rc;
+}
+
+/* Writes the whole index as the new snapshot (clearing the log). */
+static int write_snapshot(VsTable *pTab, char **pzErr) {
+  i64 iGen = 0;
+  int rc = vs_storage_snapshot_write(pTab->pStore, write_snapshot_cb, pTab, &iGen, pzErr);
+  if (rc == SQLITE_OK) {
+    pTab->iGen = iGen;
+    pTab->iLogSeq = 0;
+  }
+  return rc;
+}
+
+int vs_sync_rebuild(VsTable *pTab, int bTrain, char **pzErr) {
+  VsIndex *pNew = 0;
+  int rc = build_from_vectors(pTab, bTrain, &pNew, pzErr);
+  if (rc != SQLITE_OK) return rc;
+  vs_index_free(pTab->pIdx);
+  pTab->pIdx = pNew;
+  return write_snapshot(pTab, pzErr);
+}
+
+/* Applies the net pending change of every touched rowid to pIdx and appends their log entries (unless a
+** snapshot follows, which makes the entries unnecessary). */
+static int apply_pending(VsTable *pTab, int bLog, char **pzErr) {
+  VsPending *pP = &pTab->pending;
+  VecBatch b = {pTab, 0, 0, 0, 0};
+  int rc = SQLITE_OK;
+  for (i64 i = 0; rc == SQLITE_OK && i < pP->last.nSlot; i++) {
+    if (pP->last.aUsed[i] != 1) continue;
+    const VsPendingOp *pOp = &pP->aOp[pP->last.aVal[i]];
+    if (pOp->aVec) {
+      rc = batch_push(&b, pOp->iRowid, pOp->aVec);
+    } else {
+      vs_index_remove(pTab->pIdx, pOp->iRowid);
+    }
+    if (rc == SQLITE_OK && bLog) {
+      i64 iSeq = 0;
+      rc = vs_storage_log_append(pTab->pStore, pOp->iRowid, pOp->aVec == 0, &iSeq);
+      if (rc == SQLITE_OK) pTab->iLogSeq = iSeq;
+    }
+  }
+  if (rc == SQLITE_OK) rc = batch_flush(&b, pTab->pIdx, pzErr);
+  batch_free(&b);
+  return rc;
+}
+
+int vs_sync_commit(VsTable *pTab) {
+  char **pzErr = &pTab->base.zErrMsg;
+  if (!pTab->bInWrite) return SQLITE_OK;
+  if (vs_pending_is_empty(&pTab->pending) && !pTab->bWantRebuild && !pTab->bWantTrain && !pTab->bWantSnapshot) {
+    return SQLITE_OK;
+  }
+  sqlite3_int64 iLastRowid = sqlite3_last_insert_rowid(pTab->db);
+  int rc = SQLITE_OK;
+  pTab->bApplied = 1; /* from here on, a failed commit must drop the cache */
+  if (pTab->pIdx == 0) rc = vs_sync_read(pTab);
+  if (rc == SQLITE_OK && (pTab->bWantRebuild || pTab->bWantTrain)) {
+    rc = vs_sync_rebuild(pTab, pTab->bWantTrain, pzErr);
+  } else if (rc == SQLITE_OK) {
+    VsIndex *pIdx = pTab->pIdx;
+    i64 nNet = pTab->pending.last.nUsed;
+    i64 nLogLimit = vs_index_count(pIdx) / VS_LOG_FRACTION;
+    if (nLogLimit < VS_LOG_MIN) nLogLimit = VS_LOG_MIN;
+    int bSnapshot = pTab->bWantSnapshot || pTab->iLogSeq + nNet > nLogLimit;
+    rc = apply_pending(pTab, !bSnapshot, pzErr);
+    if (rc == SQLITE_OK) {
+      i64 nTombLimit = pIdx->nLabel / VS_TOMB_FRACTION;
+      if (nTombLimit < VS_TOMB_MIN) nTombLimit = VS_TOMB_MIN;
+      int bTrainNow = pIdx->bStandIn && vs_index_count(pIdx) >= vs_index_train_threshold(pIdx);
+      if (bTrainNow || pIdx->nTomb > nTombLimit || (pTab->bWantSnapshot && pIdx->nTomb > 0)) {
+        rc = vs_sync_rebuild(pTab, 0, pzErr);
+      } else if (bSnapshot) {
+        rc = write_snapshot(pTab, pzErr);
+      }
+    }
+  }
+  sqlite3_set_last_insert_rowid(pTab->db, iLastRowid);
+  return failed(pTab, rc, "committing the index failed");
+}
+
+void vs_sync_finish(VsTable *pTab, int bCommitted) {
+  if (!bCommitted && pTab->bApplied) vs_sync_invalidate(pTab);
+  if (!bCommitted) pTab->bVersionKnown = 0; /* options written in the transaction are re-read */
+  vs_pending_clear(&pTab->pending);
+  pTab->bInWrite = 0;
+  pTab->bApplied = 0;
+  pTab->bWantRebuild = pTab->bWantTrain = pTab->bWantSnapshot = 0;
+}

@@ -1,0 +1,337 @@
+/*
+** vecstore internal interfaces. One block per source file in ext/, in the order of the layers:
+** vector -> i64map -> config -> faiss_shim -> index -> pending -> storage -> sync -> search -> vtab.
+** Errors travel through `char **pzErr` (an sqlite3_malloc'd message starting with "vecstore: ") and an
+** SQLite result code.
+*/
+#ifndef VECSTORE_INT_H
+#define VECSTORE_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef SQLITE_CORE
+#include <sqlite3ext.h>
+SQLITE_EXTENSION_INIT3
+#else
+#include <sqlite3.h>
+#endif
+
+#define VECSTORE_VERSION "0.1.0"
+#define VS_MAX_DIM 65536
+
+typedef sqlite3_int64 i64;
+/* The smallest rowid marks a tombstone in label maps, so it is reserved. */
+#define VS_TOMBSTONE ((i64)(-0x7fffffffffffffffLL - 1))
+
+/* Formats an error message "vecstore: <fmt...>" into *pzErr (replacing any previous one). */
+void vs_error(char **pzErr, const char *zFmt, ...);
+
+/**************************************************************************************************
+** vector.c: vector values and the vector SQL functions.
+*/
+typedef enum VsMetric { VS_METRIC_L2 = 0, VS_METRIC_IP = 1, VS_METRIC_COSINE = 2 } VsMetric;
+
+/* Parses a vector from a BLOB (float32 little-endian) or JSON array text. On success *paVec is an
+** sqlite3_malloc'd array of *pnDim finite floats. nExpect > 0 requires that many dimensions.
+** zWhat names the value in error messages ("embedding", "query vector"). */
+int vs_vector_parse(sqlite3_value *pVal, int nExpect, const char *zWhat, float **paVec, int *pnDim,
+                    char **pzErr);
+/* The distance of SPEC.md: l2 squared Euclidean, ip negated inner product, cosine 1 - cosine similarity. */
+float vs_distance(const float *a, const float *b, int nDim, VsMetric eMetric);
+/* Relevance score from a distance (SPEC.md "score"). */
+double vs_score(double rDistance, VsMetric eMetric);
+/* Scales a to unit L2 norm in place (a zero vector stays zero). */
+void vs_normalize(float *a, int nDim);
+int vs_metric_parse(const char *z, VsMetric *peMetric);
+const char *vs_metric_name(VsMetric eMetric);
+int vs_vector_register(sqlite3 *db);
+
+/**************************************************************************************************
+** i64map.c: open-addressing hash map from int64 keys to int64 values.
+*/
+typedef struct VsI64Map {
+  i64 *aKey;
+  i64 *aVal;
+  unsigned char *aUsed; /* 0 empty, 1 used, 2 deleted */
+  i64 nSlot;            /* power of two, or 0 */
+  i64 nUsed;            /* live entries */
+  i64 nFill;            /* live + deleted slots */
+} VsI64Map;
+
+void vs_i64map_init(VsI64Map *p);
+void vs_i64map_clear(VsI64Map *p);
+int vs_i64map_put(VsI64Map *p, i64 iKey, i64 iVal); /* SQLITE_OK or SQLITE_NOMEM */
+int vs_i64map_get(const VsI64Map *p, i64 iKey, i64 *piVal); /* 1 if found */
+int vs_i64map_remove(VsI64Map *p, i64 iKey);                 /* 1 if it was there */
+
+/**************************************************************************************************
+** config.c: CREATE VIRTUAL TABLE arguments.
+*/
+typedef struct VsConfig {
+  char *zDb;           /* schema name ("main", an ATTACHed name, "temp") */
+  char *zName;         /* table name */
+  int nDim;
+  VsMetric eMetric;
+  char *zIndex;        /* Faiss index_factory description */
+  char *zSearchParams; /* default search parameters, or NULL */
+  char *zEmbedder;     /* embedder function name, or NULL */
+} VsConfig;
+
+/* Parses argv[3..] of xCreate/xConnect into a new VsConfig. bCreate validates against Faiss too. */
+int vs_config_parse(int argc, const char *const *argv, int bCreate, VsConfig **ppCfg, char **pzErr);
+void vs_config_free(VsConfig *pCfg);
+/* Replaces *pz with a copy of z (NULL allowed). */
+int vs_config_set_string(char **pz, const char *z);
+
+/**************************************************************************************************
+** faiss_shim.cpp: what Faiss's C API lacks (search with a selector and per-query parameters).
+*/
+typedef struct FaissIndex_H VsFaissIndex; /* same layout as the C API's FaissIndex */
+
+typedef struct VsFaissSearch {
+  const float *aQuery; /* one query, already normalised for cosine */
+  i64 k;
+  const char *zParams; /* "efSearch=64,nprobe=8" for this query only, or NULL */
+  int (*xKeep)(void *pCtx, i64 iLabel); /* NULL: keep every label */
+  void *pKeepCtx;
+  float *aDist;        /* out: k raw Faiss distances */
+  i64 *aLabel;         /* out: k labels, -1 where fewer were found */
+} VsFaissSearch;
+
+/* Runs one search. SQLITE_OK, or SQLITE_ERROR with *pzErr (bad parameter names, Faiss exceptions). */
+int vs_faiss_search(VsFaissIndex *pIndex, VsFaissSearch *pReq, char **pzErr);
+/* Validates a parameter string for pIndex without searching ("" and NULL are valid). */
+int vs_faiss_check_params(VsFaissIndex *pIndex, const char *zParams, char **pzErr);
+/* Applies a parameter string to the index itself (the table's default search_params). */
+int vs_faiss_apply_params(VsFaissIndex *pIndex, const char *zParams, char **pzErr);
+/* Sets the OpenMP thread count Faiss uses from now on in this thread (0: all cores). */
+void vs_faiss_threads(int nThread);
+/* The fewest vectors the index can be trained on (IVF nlist, PQ 2^nbits, ...; 1 when any will do). */
+i64 vs_faiss_train_minimum(VsFaissIndex *pIndex);
+
+/**************************************************************************************************
+** index.c: one Faiss index with the dense label -> rowid map and tombstones. While a trainable index is
+** untrained, an exact flat index of the same metric stands in for it.
+*/
+typedef struct VsIndex {
+  VsFaissIndex *pFaiss;
+  int nDim;
+  VsMetric eMetric;
+  char *zDesc;     /* factory description of the real index */
+  int bStandIn;    /* pFaiss is the exact stand-in for an untrained index */
+  i64 *aRowid;     /* label -> rowid, VS_TOMBSTONE for a tombstone */
+  i64 nLabel;
+  i64 nAlloc;
+  i64 nTomb;
+  VsI64Map live;   /* rowid -> label of live vectors */
+  int bExact;      /* searches are exhaustive (Flat, or the stand-in) */
+} VsIndex;
+
+/* Creates an empty index for desc (the stand-in when desc needs training). */
+int vs_index_new(int nDim, VsMetric eMetric, const char *zDesc, VsIndex **ppIdx, char **pzErr);
+void vs_index_free(VsIndex *p);
+/* Adds n vectors (row-major) for the given rowids, replacing any live vector of the same rowid. */
+int vs_index_add(VsIndex *p, i64 n, const i64 *aRowid, const float *aVec, char **pzErr);
+/* Tombstones the vector of iRowid if there is one. */
+void vs_index_remove(VsIndex *p, i64 iRowid);
+i64 vs_index_count(const VsIndex *p); /* live vectors */
+/* Checks that desc builds a usable index for nDim/eMetric and that zParams (may be NULL) applies to it. */
+int vs_index_validate(int nDim, VsMetric eMetric, const char *zDesc, const char *zParams, char **pzErr);
+/* Replaces the exact stand-in of an empty index by the real index trained on n vectors. */
+int vs_index_train(VsIndex *p, i64 n, const float *aVec, char **pzErr);
+/* Applies default search parameters to the real index (ignored by the exact stand-in). */
+int vs_index_apply_params(VsIndex *p, const char *zParams, char **pzErr);
+/* Minimum number of vectors the real index needs to train, and the automatic training threshold. */
+i64 vs_index_train_minimum(const VsIndex *p);
+i64 vs_index_train_threshold(const VsIndex *p);
+/* Searches the k nearest live labels; kept as in VsFaissSearch. Distances come back as SPEC distances,
+** sorted; *pnOut <= k results (rowids). */
+int vs_index_search(VsIndex *p, const float *aQuery, i64 k, const char *zParams,
+                    int (*xKeep)(void *, i64), void *pCtx, float *aDist, i64 *aRowid, i64 *pnOut,
+                    char **pzErr);
+/* Serialises to / restores from a stdio stream: header, label map, Faiss index bytes. */
+int vs_index_write(VsIndex *p, FILE *f, char **pzErr);
+int vs_index_read(FILE *f, int nDim, VsMetric eMetric, VsIndex **ppIdx, char **pzErr);
+
+/**************************************************************************************************
+** pending.c: the open transaction's changes to vectors, with savepoints as positions.
+*/
+typedef struct VsPendingOp {
+  i64 iRowid;
+  float *aVec; /* NULL: the row's vector is deleted */
+  i64 iPrev;   /* previous op index for the same rowid, or -1 */
+} VsPendingOp;
+
+typedef struct VsPending {
+  int nDim;
+  VsPendingOp *aOp;
+  i64 nOp;
+  i64 nAlloc;
+  VsI64Map last; /* rowid -> index of its latest op */
+  i64 *aSave;    /* savepoint level -> nOp when it began */
+  int nSave;
+  int nSaveAlloc;
+} VsPending;
+
+void vs_pending_init(VsPending *p, int nDim);
+void vs_pending_clear(VsPending *p);
+/* Records a new vector (copied) or, with aVec NULL, a deletion. */
+int vs_pending_put(VsPending *p, i64 iRowid, const float *aVec);
+/* The latest op for iRowid, or NULL when the transaction has not touched it. */
+const VsPendingOp *vs_pending_get(const VsPending *p, i64 iRowid);
+int vs_pending_savepoint(VsPending *p, int iLevel);
+void vs_pending_rollback_to(VsPending *p, int iLevel);
+void vs_pending_release(VsPending *p, int iLevel);
+int vs_pending_is_empty(const VsPending *p);
+
+/**************************************************************************************************
+** storage.c: shadow tables <name>_config, _docs, _vectors, _log, _snapshot.
+*/
+typedef struct VsStorage VsStorage;
+
+extern const char *const vs_shadow_suffixes[]; /* NULL-terminated */
+
+int vs_storage_create(sqlite3 *db, const VsConfig *pCfg, char **pzErr);
+int vs_storage_open(sqlite3 *db, const VsConfig *pCfg, VsStorage **pp);
+void vs_storage_close(VsStorage *p);
+int vs_storage_drop(VsStorage *p, char **pzErr);
+int vs_storage_rename(VsStorage *p, const char *zNew, char **pzErr);
+
+/* Mutable configuration rows (index, search_params). *pz is sqlite3_malloc'd or NULL. */
+int vs_storage_config_get(VsStorage *p, const char *zKey, char **pz, char **pzErr);
+int vs_storage_config_put(VsStorage *p, const char *zKey, const char *zValue, char **pzErr);
+
+/* Documents. */
+int vs_storage_doc_insert(VsStorage *p, i64 *piRowid, int bRowidGiven, const char *zId,
+                          sqlite3_value *pContent, const char *zMeta, char **pzErr);
+int vs_storage_doc_exists(VsStorage *p, i64 iRowid, int *pbExists);
+int vs_storage_doc_rowid_of_id(VsStorage *p, const char *zId, i64 *piRowid, int *pbFound);
+int vs_storage_doc_delete(VsStorage *p, i64 iRowid);
+int vs_storage_doc_update(VsStorage *p, i64 iRowid, const char *zId, sqlite3_value *pContent,
+                          const char *zMeta, char **pzErr);
+/* Statements owned by one cursor at a time, kept in a small pool of idle ones. Documents come back as
+** (rowid, id, content, metadata); VS_CSTMT_VECTOR as (embedding) for rowid ?1. */
+typedef enum VsCursorStmt {
+  VS_CSTMT_SCAN,     /* every document in rowid order */
+  VS_CSTMT_ROWID,    /* the document with rowid ?1 */
+  VS_CSTMT_ID,       /* the document with id ?1 */
+  VS_CSTMT_VECTOR,   /* the embedding of rowid ?1 */
+  VS_CSTMT_COUNT
+} VsCursorStmt;
+int vs_storage_cursor_stmt(VsStorage *p, VsCursorStmt e, sqlite3_stmt **pp);
+void vs_storage_cursor_stmt_release(VsStorage *p, VsCursorStmt e, sqlite3_stmt *pStmt);
+
+/* The json_type() of z ("object", "array", ...), or *pzType NULL when z is not well-formed JSON. */
+int vs_storage_json_type(VsStorage *p, const char *z, char **pzType);
+
+/* Vectors. */
+int vs_storage_vector_put(VsStorage *p, i64 iRowid, const float *aVec, int nDim);
+int vs_storage_vector_delete(VsStorage *p, i64 iRowid);
+/* Copies the vector of iRowid into aOut (nDim floats); SQLITE_DONE when there is none. */
+int vs_storage_vector_get(VsStorage *p, i64 iRowid, float *aOut, char **pzErr);
+/* Iterates every stored vector in rowid order. */
+int vs_storage_vector_scan(VsStorage *p, int (*xRow)(void *, i64, const float *), void *pCtx,
+                           char **pzErr);
+int vs_storage_vector_count(VsStorage *p, i64 *pn);
+
+/* State: the snapshot generation and the change log. */
+int vs_storage_state(VsStorage *p, i64 *piGen, i64 *piLogSeq, char **pzErr);
+/* Appends log entries (bDelete 0: the row's vector was set) and returns the last sequence number. */
+int vs_storage_log_append(VsStorage *p, i64 iRowid, int bDelete, i64 *piSeq);
+int vs_storage_log_count(VsStorage *p, i64 *pn);
+/* Calls xEntry for every log entry after iAfter, in order. */
+int vs_storage_log_scan(VsStorage *p, i64 iAfter, int (*xEntry)(void *, i64 iSeq, i64 iRowid, int bDelete),
+                        void *pCtx);
+/* Writes a new snapshot with xWrite(ctx, FILE*), clears the log and bumps the generation. */
+int vs_storage_snapshot_write(VsStorage *p, int (*xWrite)(void *, FILE *, char **), void *pCtx,
+                              i64 *piGen, char **pzErr);
+/* Verifies the checksum of the stored snapshot then calls xRead(ctx, FILE*). SQLITE_DONE if there is
+** none; SQLITE_CORRUPT with *pzErr when the checksum or sizes do not match. */
+int vs_storage_snapshot_read(VsStorage *p, int (*xRead)(void *, FILE *, char **), void *pCtx,
+                             char **pzErr);
+/* Sum of snapshot chunk sizes and the chunk count. */
+int vs_storage_snapshot_info(VsStorage *p, i64 *pnByte, i64 *pnChunk);
+/* PRAGMA data_version-like counter of the file behind the table. */
+unsigned int vs_storage_data_version(VsStorage *p);
+sqlite3 *vs_storage_db(VsStorage *p);
+
+#endif /* VECSTORE_INT_H */
+
+/**************************************************************************************************
+** sync.c: keeps a connection's Faiss index a faithful cache of the shadow tables.
+**
+** pIdx reflects the committed state (snapshot generation iGen plus log entries up to iLogSeq). The open
+** transaction's changes sit in `pending` until xSync applies them, writes their log entries (or a new
+** snapshot) and xCommit keeps the result; on rollback after xSync the cache is dropped and reloaded.
+*/
+typedef struct VsTable {
+  sqlite3_vtab base;
+  sqlite3 *db;
+  VsConfig *pCfg;
+  VsStorage *pStore;
+  VsIndex *pIdx;          /* NULL until first needed, or after a failed commit */
+  i64 iGen;               /* snapshot generation pIdx was loaded from */
+  i64 iLogSeq;            /* last log entry applied to pIdx */
+  unsigned int dataVersion;
+  int bVersionKnown;
+  int bInWrite;           /* between xBegin and xCommit/xRollback */
+  int bApplied;           /* xSync applied pending to pIdx */
+  VsPending pending;
+  int bWantRebuild;       /* commands noted in this transaction, carried out at commit */
+  int bWantTrain;
+  int bWantSnapshot;
+  char *zSearchParams;    /* default search parameters in force */
+  char *zIndexDesc;       /* index description in force */
+} VsTable;
+
+/* Makes pIdx current for a statement (no-op inside a write transaction, which holds the latest state). */
+int vs_sync_read(VsTable *pTab);
+/* Called by xBegin: makes pIdx current before the transaction's first change. */
+int vs_sync_begin(VsTable *pTab);
+/* xSync: applies pending changes, trains/rebuilds as requested, writes the log or a snapshot. */
+int vs_sync_commit(VsTable *pTab);
+/* xCommit / xRollback. */
+void vs_sync_finish(VsTable *pTab, int bCommitted);
+/* Rebuilds pIdx from the stored vectors now, writing a fresh snapshot (rebuild, optimize, recovery). */
+int vs_sync_rebuild(VsTable *pTab, int bTrain, char **pzErr);
+/* Drops the cache; the next statement reloads it. */
+void vs_sync_invalidate(VsTable *pTab);
+
+/**************************************************************************************************
+** search.c: a stream of rows in increasing distance from a query vector, across the committed index (in
+** batches that double in size when used up), the transaction's pending vectors, and finally an exact scan.
+*/
+typedef struct VsSearch VsSearch;
+
+/* aQuery has the table's dimension. zParams: per-query Faiss parameters or NULL. */
+int vs_search_start(VsTable *pTab, const float *aQuery, i64 nFirstBatch, const char *zParams, VsSearch **pp);
+/* The next row; *pbEof set when there is none. */
+int vs_search_next(VsSearch *p, i64 *piRowid, double *prDist, int *pbEof);
+void vs_search_free(VsSearch *p);
+
+/**************************************************************************************************
+** write.c: xUpdate (INSERT, UPDATE, DELETE and INSERT OR REPLACE/IGNORE) for vtab.c.
+*/
+#define VS_COL_ID 0
+#define VS_COL_CONTENT 1
+#define VS_COL_METADATA 2
+#define VS_COL_EMBEDDING 3
+#define VS_COL_TABLE 10
+int vs_write(sqlite3_vtab *pVtab, int argc, sqlite3_value **argv, sqlite_int64 *pRowid);
+/* Embeds text with the table's embedder into a new vector of the table's dimension. */
+int vs_embed_text(VsTable *pTab, sqlite3_value *pText, float **paVec, char **pzErr);
+
+/**************************************************************************************************
+** command.c: INSERT INTO t(t) VALUES ('optimize' | 'rebuild' | 'train' | 'integrity-check' | 'index=...' |
+** 'search_params=...').
+*/
+int vs_command(VsTable *pTab, sqlite3_value *pCommand);
+
+/**************************************************************************************************
+** vtab.c: the module.
+*/
+int vs_vtab_register(sqlite3 *db);

@@ -1,0 +1,152 @@
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "testutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char g_dir[512];
+
+const char *tu_dir(void) {
+  if (g_dir[0] == 0) {
+    mkdir("build", 0755);
+    mkdir("build/test-tmp", 0755);
+    snprintf(g_dir, sizeof(g_dir), "build/test-tmp/run-%d", (int)getpid());
+    mkdir(g_dir, 0755);
+  }
+  return g_dir;
+}
+
+char *tu_path(const char *zName) { return sqlite3_mprintf("%s/%s", tu_dir(), zName); }
+
+void tu_remove_db(const char *zPath) {
+  const char *aSuffix[] = {"", "-wal", "-shm", "-journal"};
+  for (int i = 0; i < 4; i++) {
+    char *z = sqlite3_mprintf("%s%s", zPath, aSuffix[i]);
+    unlink(z);
+    sqlite3_free(z);
+  }
+}
+
+sqlite3 *tu_open(const char *zPath) {
+  sqlite3 *db = 0;
+  int rc = sqlite3_open(zPath, &db);
+  if (rc != SQLITE_OK) fail_msg("open %s: %s", zPath, sqlite3_errmsg(db));
+  sqlite3_enable_load_extension(db, 1);
+  char *zErr = 0;
+  const char *zExt = getenv("VECSTORE_EXT");
+  rc = sqlite3_load_extension(db, zExt ? zExt : "build/vecstore", 0, &zErr);
+  if (rc != SQLITE_OK) fail_msg("load extension: %s", zErr ? zErr : "?");
+  sqlite3_busy_timeout(db, 5000);
+  return db;
+}
+
+void tu_exec(sqlite3 *db, const char *zSql) {
+  char *zErr = 0;
+  int rc = sqlite3_exec(db, zSql, 0, 0, &zErr);
+  if (rc != SQLITE_OK) fail_msg("SQL failed: %s\n  in: %s", zErr ? zErr : sqlite3_errstr(rc), zSql);
+}
+
+char *tu_exec_error(sqlite3 *db, const char *zSql) {
+  char *zErr = 0;
+  int rc = sqlite3_exec(db, zSql, 0, 0, &zErr);
+  if (rc == SQLITE_OK) fail_msg("SQL succeeded but an error was expected: %s", zSql);
+  if (zErr == 0) zErr = sqlite3_mprintf("%s", sqlite3_errstr(rc));
+  return zErr;
+}
+
+void tu_expect_error(sqlite3 *db, const char *zSql, ...) {
+  char *zErr = tu_exec_error(db, zSql);
+  va_list ap;
+  va_start(ap, zSql);
+  const char *zFrag;
+  while ((zFrag = va_arg(ap, const char *)) != 0) {
+    if (strstr(zErr, zFrag) == 0) fail_msg("error '%s' lacks '%s'\n  in: %s", zErr, zFrag, zSql);
+  }
+  va_end(ap);
+  sqlite3_free(zErr);
+}
+
+sqlite3_stmt *tu_prepare(sqlite3 *db, const char *zSql) {
+  sqlite3_stmt *pStmt = 0;
+  if (sqlite3_prepare_v2(db, zSql, -1, &pStmt, 0) != SQLITE_OK)
+    fail_msg("prepare failed: %s\n  in: %s", sqlite3_errmsg(db), zSql);
+  return pStmt;
+}
+
+static sqlite3_stmt *first_row(sqlite3 *db, const char *zSql) {
+  sqlite3_stmt *pStmt = tu_prepare(db, zSql);
+  int rc = sqlite3_step(pStmt);
+  if (rc != SQLITE_ROW) fail_msg("no row (%s): %s\n  in: %s", sqlite3_errstr(rc), sqlite3_errmsg(db), zSql);
+  return pStmt;
+}
+
+sqlite3_int64 tu_int(sqlite3 *db, const char *zSql) {
+  sqlite3_stmt *pStmt = first_row(db, zSql);
+  sqlite3_int64 v = sqlite3_column_int64(pStmt, 0);
+  sqlite3_finalize(pStmt);
+  return v;
+}
+
+double tu_double(sqlite3 *db, const char *zSql) {
+  sqlite3_stmt *pStmt = first_row(db, zSql);
+  double v = sqlite3_column_double(pStmt, 0);
+  sqlite3_finalize(pStmt);
+  return v;
+}
+
+char *tu_text(sqlite3 *db, const char *zSql) {
+  sqlite3_stmt *pStmt = first_row(db, zSql);
+  const unsigned char *z = sqlite3_column_text(pStmt, 0);
+  char *zOut = sqlite3_mprintf("%s", z ? (const char *)z : "NULL");
+  sqlite3_finalize(pStmt);
+  return zOut;
+}
+
+const char *tu_data_path(const char *zName) {
+  static char zBuf[1024];
+  const char *zDir = getenv("VECSTORE_DATA");
+  snprintf(zBuf, sizeof(zBuf), "%s/%s", zDir ? zDir : "../shared/data", zName);
+  return zBuf;
+}
+
+static void *read_vecs(const char *zName, int *pn, int *pd) {
+  const char *zPath = tu_data_path(zName);
+  FILE *f = fopen(zPath, "rb");
+  if (!f) fail_msg("cannot open %s", zPath);
+  fseek(f, 0, SEEK_END);
+  long nByte = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  int32_t d = 0;
+  if (fread(&d, 4, 1, f) != 1 || d <= 0) fail_msg("bad vecs file %s", zPath);
+  long nRow = nByte / (4L * (d + 1));
+  char *aOut = malloc((size_t)nRow * d * 4);
+  fseek(f, 0, SEEK_SET);
+  for (long i = 0; i < nRow; i++) {
+    int32_t dd;
+    if (fread(&dd, 4, 1, f) != 1 || dd != d) fail_msg("bad row %ld in %s", i, zPath);
+    if (fread(aOut + (size_t)i * d * 4, 4, (size_t)d, f) != (size_t)d) fail_msg("short %s", zPath);
+  }
+  fclose(f);
+  *pn = (int)nRow;
+  *pd = d;
+  return aOut;
+}
+
+float *tu_read_fvecs(const char *zName, int *pn, int *pd) { return read_vecs(zName, pn, pd); }
+int *tu_read_ivecs(const char *zName, int *pn, int *pd) { return read_vecs(zName, pn, pd); }
+
+uint64_t tu_rand(uint64_t *pState) {
+  uint64_t x = *pState ? *pState : 0x9E3779B97F4A7C15ull;
+  x ^= x << 13;
+  x ^= x >> 7;
+  x ^= x << 17;
+  *pState = x;
+  return x;
+}
+
+double tu_rand_unit(uint64_t *pState) { return (double)(tu_rand(pState) >> 11) / 9007199254740992.0; }

@@ -1,0 +1,41 @@
+/* Shared helpers for the cmocka suites: real SQLite connections on real files with vecstore loaded. */
+#ifndef VECSTORE_TESTUTIL_H
+#define VECSTORE_TESTUTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <sqlite3.h>
+
+/* A fresh directory under build/test-tmp for this process; tu_path joins a file name to it. */
+const char *tu_dir(void);
+char *tu_path(const char *zName); /* sqlite3_malloc'd */
+void tu_remove_db(const char *zPath);  /* the file and its -wal, -shm, -journal */
+
+/* Opens zPath (created if needed), loads build/vecstore, fails the test on error. */
+sqlite3 *tu_open(const char *zPath);
+/* Executes SQL that must succeed. */
+void tu_exec(sqlite3 *db, const char *zSql);
+/* Executes SQL that must fail; returns the error message (sqlite3_malloc'd) for checks. */
+char *tu_exec_error(sqlite3 *db, const char *zSql);
+/* Asserts that zSql fails with a message containing every NULL-terminated fragment given. */
+void tu_expect_error(sqlite3 *db, const char *zSql, ...);
+/* First column of the first row as integer / double / text (sqlite3_malloc'd) */
+sqlite3_int64 tu_int(sqlite3 *db, const char *zSql);
+double tu_double(sqlite3 *db, const char *zSql);
+char *tu_text(sqlite3 *db, const char *zSql);
+sqlite3_stmt *tu_prepare(sqlite3 *db, const char *zSql);
+
+/* Reads an .fvecs / .ivecs file of ../shared/data: *pn rows of *pd values, malloc'd. */
+float *tu_read_fvecs(const char *zName, int *pn, int *pd);
+int *tu_read_ivecs(const char *zName, int *pn, int *pd);
+/* The path of a file in ../shared/data (static buffer). */
+const char *tu_data_path(const char *zName);
+
+/* Deterministic pseudo-random numbers (xorshift). */
+uint64_t tu_rand(uint64_t *pState);
+double tu_rand_unit(uint64_t *pState);
+
+#endif
