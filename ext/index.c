@@ -76,6 +76,7 @@ int vs_index_new(int nDim, VsMetric eMetric, const char *zDesc, VsIndex **ppIdx,
     p->pFaiss = (VsFaissIndex *)pReal;
     p->bExact = faiss_IndexFlat_cast(pReal) != 0;
   } else {
+    p->nTrainMin = vs_faiss_train_minimum((VsFaissIndex *)pReal);
     faiss_Index_free(pReal);
     FaissIndex *pFlat = 0;
     rc = factory(nDim, eMetric, "Flat", &pFlat, pzErr);
@@ -190,12 +191,14 @@ int vs_index_train(VsIndex *p, i64 n, const float *aVec, char **pzErr) {
   return SQLITE_OK;
 }
 
-i64 vs_index_train_minimum(const VsIndex *p) {
-  if (!p->bStandIn) return 0;
+i64 vs_index_train_minimum(const VsIndex *p) { return p->bStandIn ? p->nTrainMin : 0; }
+
+/* The training minimum of the real index behind a stand-in (computed once: it builds an index). */
+static i64 compute_train_minimum(int nDim, VsMetric eMetric, const char *zDesc) {
   FaissIndex *pReal = 0;
   char *zErr = 0;
   i64 n = 1;
-  if (factory(p->nDim, p->eMetric, p->zDesc, &pReal, &zErr) == SQLITE_OK) {
+  if (factory(nDim, eMetric, zDesc, &pReal, &zErr) == SQLITE_OK) {
     n = vs_faiss_train_minimum((VsFaissIndex *)pReal);
     faiss_Index_free(pReal);
   }
@@ -321,6 +324,7 @@ int vs_index_read(FILE *f, int nDim, VsMetric eMetric, VsIndex **ppIdx, char **p
   p->eMetric = eMetric;
   p->bStandIn = h.bStandIn != 0;
   p->nLabel = h.nLabel;
+  p->nTomb = 0;
   p->nAlloc = h.nLabel > 0 ? h.nLabel : 1;
   p->aRowid = sqlite3_malloc64((sqlite3_uint64)p->nAlloc * sizeof(i64));
   p->zDesc = sqlite3_malloc(h.nDesc + 1);
@@ -359,6 +363,7 @@ int vs_index_read(FILE *f, int nDim, VsMetric eMetric, VsIndex **ppIdx, char **p
       }
     }
   }
+  if (rc == SQLITE_OK && p->bStandIn) p->nTrainMin = compute_train_minimum(nDim, eMetric, p->zDesc);
   if (rc == SQLITE_OK && p->nTomb != h.nTomb) {
     vs_error(pzErr, "the index snapshot counts %lld tombstones but holds %lld", (long long)h.nTomb, p->nTomb);
     rc = SQLITE_CORRUPT;

@@ -97,6 +97,10 @@ static int score_pending(VsSearch *p) {
 
 /* Asks the index for the next batch of nAsk rows. */
 static int fetch_batch(VsSearch *p, i64 nAsk) {
+  if (p->pTab->pIdx == 0) { /* dropped by a failed commit while this cursor was open */
+    int rc = vs_sync_read(p->pTab);
+    if (rc != SQLITE_OK) return rc;
+  }
   VsIndex *pIdx = p->pTab->pIdx;
   candidate_reset(&p->batch);
   p->nBatchAsked = nAsk;
@@ -115,6 +119,7 @@ static int fetch_batch(VsSearch *p, i64 nAsk) {
   }
   sqlite3_free(aDist);
   sqlite3_free(aRowid);
+  candidate_sort(&p->batch); /* ties in rowid order, as in the pending list */
   return rc;
 }
 
@@ -162,12 +167,17 @@ int vs_search_start(VsTable *pTab, const float *aQuery, i64 nFirstBatch, const c
 
 /* Makes p->batch hold a committed candidate if any remain, moving through the stages. */
 static int refill(VsSearch *p) {
-  VsIndex *pIdx = p->pTab->pIdx;
   while (p->eStage != STAGE_DONE && p->batch.iNext >= p->batch.n) {
     int rc;
     if (p->eStage == STAGE_EXACT) {
       p->eStage = STAGE_DONE;
       break;
+    }
+    VsIndex *pIdx = p->pTab->pIdx;
+    if (pIdx == 0) {
+      rc = vs_sync_read(p->pTab);
+      if (rc != SQLITE_OK) return rc;
+      pIdx = p->pTab->pIdx;
     }
     i64 nFound = p->batch.n;
     int bAllAsked = p->nBatchAsked >= pIdx->nLabel;

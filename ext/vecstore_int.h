@@ -129,6 +129,7 @@ typedef struct VsIndex {
   i64 nTomb;
   VsI64Map live;   /* rowid -> label of live vectors */
   int bExact;      /* searches are exhaustive (Flat, or the stand-in) */
+  i64 nTrainMin;   /* for a stand-in: the fewest vectors the real index trains on */
 } VsIndex;
 
 /* Creates an empty index for desc (the stand-in when desc needs training). */
