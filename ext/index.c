@@ -258,7 +258,8 @@ int vs_index_search(VsIndex *p, const float *aQuery, i64 k, const char *zParams,
   int rc = (aRawDist && aLabel) ? SQLITE_OK : SQLITE_NOMEM;
   KeepCtx keep = {p, xKeep, pCtx};
   if (rc == SQLITE_OK) {
-    VsFaissSearch req = {aIn, k, p->bStandIn ? 0 : zParams, keep_label, &keep, aRawDist, aLabel};
+    int bSelect = xKeep != 0 || p->nTomb > 0;
+    VsFaissSearch req = {aIn, k, p->bStandIn ? 0 : zParams, bSelect ? keep_label : 0, &keep, aRawDist, aLabel};
     vs_faiss_threads(1);
     rc = vs_faiss_search(p->pFaiss, &req, pzErr);
   }

@@ -111,7 +111,9 @@ static int fetch_batch(VsSearch *p, i64 nAsk) {
   i64 n = 0;
   int rc = (aDist && aRowid) ? SQLITE_OK : SQLITE_NOMEM;
   if (rc == SQLITE_OK) {
-    rc = vs_index_search(pIdx, p->aQuery, nAsk, p->zParams, keep_committed, p, aDist, aRowid, &n,
+    /* A selector costs a call per candidate in exhaustive scans: pass one only when something is excluded. */
+    int bFilter = !vs_pending_is_empty(&p->pTab->pending) || p->emitted.nUsed > 0;
+    rc = vs_index_search(pIdx, p->aQuery, nAsk, p->zParams, bFilter ? keep_committed : 0, p, aDist, aRowid, &n,
                          &p->pTab->base.zErrMsg);
   }
   for (i64 i = 0; rc == SQLITE_OK && i < n; i++) {
