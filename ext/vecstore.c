@@ -51,6 +51,7 @@ __attribute__((visibility("default"))) int sqlite3_vecstore_init(sqlite3 *db, ch
   int rc = sqlite3_create_function(db, "vecstore_version", 0, SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS,
                                    0, version_func, 0, 0);
   if (rc == SQLITE_OK) rc = vs_vector_register(db);
+  if (rc == SQLITE_OK) rc = vs_embed_register(db);
   if (rc == SQLITE_OK) rc = vs_vtab_register(db);
   if (rc != SQLITE_OK && pzErrMsg && *pzErrMsg == 0) {
     *pzErrMsg = sqlite3_mprintf("vecstore: registration failed: %s", sqlite3_errstr(rc));

@@ -51,6 +51,13 @@ const char *vs_metric_name(VsMetric eMetric);
 int vs_vector_register(sqlite3 *db);
 
 /**************************************************************************************************
+** embed.c: the built-in lexical embedder (vecstore_embed_hash).
+*/
+/* Writes the hash embedding of zText[0..nText) into aOut[0..nDim). */
+int vs_embed_hash(const char *zText, int nText, int nDim, float *aOut);
+int vs_embed_register(sqlite3 *db);
+
+/**************************************************************************************************
 ** i64map.c: open-addressing hash map from int64 keys to int64 values.
 */
 typedef struct VsI64Map {
@@ -287,6 +294,7 @@ typedef struct VsTable {
   int bWantSnapshot;
   char *zSearchParams;    /* default search parameters in force */
   char *zIndexDesc;       /* index description in force */
+  sqlite3_stmt *pEmbedStmt; /* SELECT <embedder>(?1), prepared on first use */
 } VsTable;
 
 /* Makes pIdx current for a statement (no-op inside a write transaction, which holds the latest state). */
@@ -323,7 +331,9 @@ void vs_search_free(VsSearch *p);
 #define VS_COL_EMBEDDING 3
 #define VS_COL_TABLE 10
 int vs_write(sqlite3_vtab *pVtab, int argc, sqlite3_value **argv, sqlite_int64 *pRowid);
-/* Embeds text with the table's embedder into a new vector of the table's dimension. */
+
+/* embed.c (continued): embeds text with the table's embedder (built-in hash, or the SQL function named by
+** embedder=) into a new sqlite3_malloc'd vector of the table's dimension, validated like any vector. */
 int vs_embed_text(VsTable *pTab, sqlite3_value *pText, float **paVec, char **pzErr);
 
 /**************************************************************************************************

@@ -87,6 +87,7 @@ static void table_free(VsTable *pTab) {
   if (pTab == 0) return;
   vs_index_free(pTab->pIdx);
   vs_pending_clear(&pTab->pending);
+  sqlite3_finalize(pTab->pEmbedStmt);
   vs_storage_close(pTab->pStore);
   vs_config_free(pTab->pCfg);
   sqlite3_free(pTab->zSearchParams);

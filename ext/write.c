@@ -268,37 +268,3 @@ int vs_write(sqlite3_vtab *pVtab, int argc, sqlite3_value **argv, sqlite_int64 *
   }
   return rc;
 }
-/* Embeds text with the table's embedder into a vector of the table's dimension. */
-int vs_embed_text(VsTable *pTab, sqlite3_value *pText, float **paVec, char **pzErr) {
-  const char *zFn = pTab->pCfg->zEmbedder;
-  *paVec = 0;
-  if (zFn == 0) {
-    vs_error(pzErr, "table %s has no embedder: expected an embedding vector of dim %d, or a table created with "
-             "embedder=hash or embedder=<sql function>", pTab->pCfg->zName, pTab->pCfg->nDim);
-    return SQLITE_ERROR;
-  }
-  char *zSql = sqlite3_stricmp(zFn, "hash") == 0 ? sqlite3_mprintf("SELECT vecstore_embed_hash(?1, %d)", pTab->pCfg->nDim)
-                                                  : sqlite3_mprintf("SELECT \"%w\"(?1)", zFn);
-  sqlite3_stmt *pStmt = 0;
-  int rc = zSql ? sqlite3_prepare_v2(pTab->db, zSql, -1, &pStmt, 0) : SQLITE_NOMEM;
-  sqlite3_free(zSql);
-  if (rc == SQLITE_OK) {
-    sqlite3_bind_value(pStmt, 1, pText);
-    rc = sqlite3_step(pStmt);
-    if (rc == SQLITE_ROW) {
-      int nDim = 0;
-      char *zWhat = sqlite3_mprintf("the output of embedder '%s'", zFn);
-      rc = vs_vector_parse(sqlite3_column_value(pStmt, 0), pTab->pCfg->nDim, zWhat ? zWhat : "embedder output",
-                           paVec, &nDim, pzErr);
-      sqlite3_free(zWhat);
-    } else {
-      rc = SQLITE_ERROR;
-    }
-  }
-  if (rc != SQLITE_OK && *pzErr == 0) {
-    vs_error(pzErr, "embedder '%s' failed: %s", zFn, sqlite3_errmsg(pTab->db));
-  }
-  sqlite3_finalize(pStmt);
-  return rc;
-}
-
