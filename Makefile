@@ -92,9 +92,11 @@ $(BUILD)/obj/%.o: ext/%.cpp $(EXT_HEADERS) | deps
 	$(CXX) $(CXXFLAGS_EXT) -c $< -o $@
 
 # Faiss is linked statically and its symbols are kept out of the export table, so the extension can sit in
-# one process beside another Faiss (sqlite-vss, a Python faiss module) without clashes.
+# one process beside another Faiss (sqlite-vss, a Python faiss module) without clashes. -z nodelete keeps the
+# library mapped after the last connection closes: libgomp's worker threads outlive the connection and would
+# otherwise run unmapped code.
 $(BUILD)/vecstore.so: $(EXT_OBJECTS) | deps
-	$(CXX) -shared -o $@ $(EXT_OBJECTS) -Wl,--exclude-libs,ALL -Wl,--no-undefined $(LDLIBS_EXT)
+	$(CXX) -shared -o $@ $(EXT_OBJECTS) -Wl,--exclude-libs,ALL -Wl,--no-undefined -Wl,-z,nodelete $(LDLIBS_EXT)
 
 clean:
 	rm -rf $(BUILD)

@@ -39,10 +39,20 @@ static int check_vector(void *pArg, i64 iRowid, const float *aVec) {
   return SQLITE_OK;
 }
 
-static int verify_only(void *pCtx, FILE *f, char **pzErr) {
-  (void)pCtx;
-  (void)f;
-  (void)pzErr;
+/* The snapshot must not only match its checksum but also parse as an index of this table. */
+static int parse_snapshot(void *pCtx, FILE *f, i64 nByte, char **pzErr) {
+  VsTable *pTab = (VsTable *)pCtx;
+  VsIndex *pIdx = 0;
+  int rc = vs_index_read(f, nByte, pTab->pCfg->nDim, pTab->pCfg->eMetric, &pIdx, pzErr);
+  vs_index_free(pIdx);
+  if (rc != SQLITE_OK) {
+    char *zWhy = *pzErr ? sqlite3_mprintf("%s", *pzErr + 10) : 0; /* without "vecstore: " */
+    vs_error(pzErr, "integrity-check failed: the index snapshot in %s_snapshot cannot be read (%s); run "
+             "INSERT INTO %s(%s) VALUES ('rebuild')", pTab->pCfg->zName, zWhy ? zWhy : "unknown error",
+             pTab->pCfg->zName, pTab->pCfg->zName);
+    sqlite3_free(zWhy);
+    return SQLITE_CORRUPT;
+  }
   return SQLITE_OK;
 }
 
@@ -61,7 +71,7 @@ static int count_query(VsTable *pTab, const char *zFmt, i64 *pn) {
 static int integrity_check(VsTable *pTab) {
   char **pzErr = &pTab->base.zErrMsg;
   const char *zName = pTab->pCfg->zName;
-  int rc = vs_storage_snapshot_read(pTab->pStore, verify_only, 0, pzErr);
+  int rc = vs_storage_snapshot_read(pTab->pStore, parse_snapshot, pTab, pzErr);
   if (rc == SQLITE_DONE) rc = SQLITE_OK;
   if (rc != SQLITE_OK) return rc;
   if (pTab->pIdx == 0) rc = vs_sync_read(pTab);

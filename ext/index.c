@@ -307,12 +307,12 @@ int vs_index_write(VsIndex *p, FILE *f, char **pzErr) {
   return SQLITE_OK;
 }
 
-int vs_index_read(FILE *f, int nDim, VsMetric eMetric, VsIndex **ppIdx, char **pzErr) {
+int vs_index_read(FILE *f, i64 nByte, int nDim, VsMetric eMetric, VsIndex **ppIdx, char **pzErr) {
   SnapshotHeader h;
   *ppIdx = 0;
   if (fread(&h, sizeof(h), 1, f) != 1 || h.magic != VS_SNAPSHOT_MAGIC || h.version != VS_SNAPSHOT_VERSION ||
       h.nDim != nDim || h.eMetric != (int32_t)eMetric || h.nLabel < 0 || h.nTomb < 0 || h.nTomb > h.nLabel ||
-      h.nDesc <= 0 || h.nDesc > 4096) {
+      h.nDesc <= 0 || h.nDesc > 4096 || h.nLabel > (nByte - (i64)sizeof(h)) / (i64)sizeof(i64)) {
     vs_error(pzErr, "the index snapshot header does not match the table (expected dim=%d metric=%s)", nDim,
              vs_metric_name(eMetric));
     return SQLITE_CORRUPT;

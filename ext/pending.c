@@ -96,6 +96,18 @@ void vs_pending_rollback_to(VsPending *p, int iLevel) {
   if (iLevel >= 0 && iLevel < p->nSave) p->nSave = iLevel + 1;
 }
 
+void vs_pending_forget(VsPending *p) {
+  int nSave = p->nSave;
+  i64 *aSave = p->aSave;
+  int nSaveAlloc = p->nSaveAlloc;
+  p->aSave = 0;
+  vs_pending_clear(p);
+  p->aSave = aSave;
+  p->nSaveAlloc = nSaveAlloc;
+  p->nSave = nSave;
+  for (int i = 0; i < nSave; i++) aSave[i] = 0;
+}
+
 void vs_pending_release(VsPending *p, int iLevel) {
   if (iLevel >= 0 && iLevel < p->nSave) p->nSave = iLevel;
 }

@@ -654,7 +654,7 @@ static int snapshot_verify(VsStorage *p, i64 nChunk, i64 nByte, uint64_t expect,
   return SQLITE_OK;
 }
 
-int vs_storage_snapshot_read(VsStorage *p, int (*xRead)(void *, FILE *, char **), void *pCtx, char **pzErr) {
+int vs_storage_snapshot_read(VsStorage *p, int (*xRead)(void *, FILE *, i64, char **), void *pCtx, char **pzErr) {
   i64 iGen = 0, nByte = 0, nChunk = 0, iSum = 0;
   int rc = config_get_int(p, "snapshot_gen", &iGen);
   if (rc == SQLITE_OK && iGen == 0) return SQLITE_DONE;
@@ -671,7 +671,7 @@ int vs_storage_snapshot_read(VsStorage *p, int (*xRead)(void *, FILE *, char **)
   cookie_io_functions_t io = {snap_cookie_read, 0, 0, 0};
   FILE *f = fopencookie(&r, "r", io);
   if (f == 0) return SQLITE_NOMEM;
-  rc = xRead(pCtx, f, pzErr);
+  rc = xRead(pCtx, f, nByte, pzErr);
   fclose(f);
   sqlite3_reset(r.pStmt);
   return rc;

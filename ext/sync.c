@@ -128,9 +128,10 @@ static int build_from_vectors(VsTable *pTab, int bTrain, VsIndex **ppIdx, char *
   return SQLITE_OK;
 }
 
-static int read_snapshot_cb(void *pCtx, FILE *f, char **pzErr) {
+static int read_snapshot_cb(void *pCtx, FILE *f, i64 nByte, char **pzErr) {
   VsTable *pTab = (VsTable *)pCtx;
-  return vs_index_read(f, pTab->pCfg->nDim, pTab->pCfg->eMetric, &pTab->pIdx, pzErr);
+  int rc = vs_index_read(f, nByte, pTab->pCfg->nDim, pTab->pCfg->eMetric, &pTab->pIdx, pzErr);
+  return rc == SQLITE_OK ? SQLITE_OK : SQLITE_CORRUPT; /* unreadable: rebuilt from the stored vectors */
 }
 
 static int write_snapshot_cb(void *pCtx, FILE *f, char **pzErr) {
@@ -310,6 +311,12 @@ int vs_sync_commit(VsTable *pTab) {
     }
   }
   sqlite3_set_last_insert_rowid(pTab->db, iLastRowid);
+  if (rc == SQLITE_OK) {
+    /* The changes are in the index now. If the commit itself fails (SQLITE_BUSY) the transaction stays open
+    ** and may go on: what follows is pending anew, and a retried commit does not apply or log these again. */
+    vs_pending_forget(&pTab->pending);
+    pTab->bWantRebuild = pTab->bWantTrain = pTab->bWantSnapshot = 0;
+  }
   return failed(pTab, rc, "committing the index failed");
 }
 

@@ -163,7 +163,8 @@ int vs_index_search(VsIndex *p, const float *aQuery, i64 k, const char *zParams,
                     char **pzErr);
 /* Serialises to / restores from a stdio stream: header, label map, Faiss index bytes. */
 int vs_index_write(VsIndex *p, FILE *f, char **pzErr);
-int vs_index_read(FILE *f, int nDim, VsMetric eMetric, VsIndex **ppIdx, char **pzErr);
+/* nByte: the stream's size, bounding what the header may claim. */
+int vs_index_read(FILE *f, i64 nByte, int nDim, VsMetric eMetric, VsIndex **ppIdx, char **pzErr);
 
 /**************************************************************************************************
 ** pending.c: the open transaction's changes to vectors, with savepoints as positions.
@@ -194,6 +195,8 @@ const VsPendingOp *vs_pending_get(const VsPending *p, i64 iRowid);
 int vs_pending_savepoint(VsPending *p, int iLevel);
 void vs_pending_rollback_to(VsPending *p, int iLevel);
 void vs_pending_release(VsPending *p, int iLevel);
+/* Drops every op (they were applied to the index) but keeps the open savepoint levels, now all at 0. */
+void vs_pending_forget(VsPending *p);
 int vs_pending_is_empty(const VsPending *p);
 
 /**************************************************************************************************
@@ -259,7 +262,7 @@ int vs_storage_snapshot_write(VsStorage *p, int (*xWrite)(void *, FILE *, char *
                               i64 *piGen, char **pzErr);
 /* Verifies the checksum of the stored snapshot then calls xRead(ctx, FILE*). SQLITE_DONE if there is
 ** none; SQLITE_CORRUPT with *pzErr when the checksum or sizes do not match. */
-int vs_storage_snapshot_read(VsStorage *p, int (*xRead)(void *, FILE *, char **), void *pCtx,
+int vs_storage_snapshot_read(VsStorage *p, int (*xRead)(void *, FILE *, i64 nByte, char **), void *pCtx,
                              char **pzErr);
 /* Sum of snapshot chunk sizes and the chunk count. */
 int vs_storage_snapshot_info(VsStorage *p, i64 *pnByte, i64 *pnChunk);

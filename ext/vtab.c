@@ -572,7 +572,10 @@ static int vs_release(sqlite3_vtab *pVtab, int iLevel) {
 }
 
 static int vs_rollback_to(sqlite3_vtab *pVtab, int iLevel) {
-  vs_pending_rollback_to(&((VsTable *)pVtab)->pending, iLevel);
+  VsTable *pTab = (VsTable *)pVtab;
+  vs_pending_rollback_to(&pTab->pending, iLevel);
+  /* After a failed commit applied changes to the index, the index is reloaded from the rolled-back tables. */
+  if (pTab->bApplied) vs_sync_invalidate(pTab);
   return SQLITE_OK;
 }
 
