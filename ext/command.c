@@ -124,7 +124,7 @@ static int set_index(VsTable *pTab, const char *zDesc) {
   int rc = vs_index_validate(pTab->pCfg->nDim, pTab->pCfg->eMetric, zDesc, pTab->zSearchParams, pzErr);
   if (rc == SQLITE_OK) rc = vs_storage_config_put(pTab->pStore, "index", zDesc, pzErr);
   if (rc == SQLITE_OK) rc = vs_config_set_string(&pTab->zIndexDesc, zDesc);
-  if (rc == SQLITE_OK) pTab->bWantRebuild = 1;
+  if (rc == SQLITE_OK) rc = vs_pending_command(&pTab->pending, VS_CMD_REBUILD);
   return rc;
 }
 
@@ -148,21 +148,9 @@ int vs_command(VsTable *pTab, sqlite3_value *pCommand) {
     int rc = vs_sync_read(pTab);
     if (rc != SQLITE_OK) return rc;
   }
-  if (sqlite3_stricmp(z, "optimize") == 0) {
-    pTab->bWantSnapshot = 1;
-    return SQLITE_OK;
-  }
-  if (sqlite3_stricmp(z, "rebuild") == 0) {
-    pTab->bWantRebuild = 1;
-    return SQLITE_OK;
-  }
-  if (sqlite3_stricmp(z, "train") == 0) {
-    if (pTab->pIdx && !pTab->pIdx->bStandIn) {
-      pTab->bWantRebuild = 1; /* already trained: retrain on the current vectors */
-    }
-    pTab->bWantTrain = 1;
-    return SQLITE_OK;
-  }
+  if (sqlite3_stricmp(z, "optimize") == 0) return vs_pending_command(&pTab->pending, VS_CMD_SNAPSHOT);
+  if (sqlite3_stricmp(z, "rebuild") == 0) return vs_pending_command(&pTab->pending, VS_CMD_REBUILD);
+  if (sqlite3_stricmp(z, "train") == 0) return vs_pending_command(&pTab->pending, VS_CMD_TRAIN);
   if (sqlite3_stricmp(z, "integrity-check") == 0) return integrity_check(pTab);
   if (sqlite3_strnicmp(z, "index=", 6) == 0) return set_index(pTab, z + 6);
   if (sqlite3_strnicmp(z, "search_params=", 14) == 0) return set_search_params(pTab, z + 14);

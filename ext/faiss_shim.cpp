@@ -219,9 +219,23 @@ int vs_faiss_check_params(FaissIndex_H *pIndex, const char *zParams, char **pzEr
   return SQLITE_ERROR;
 }
 
+/* Puts the search-time fields vecstore knows back to Faiss's defaults (efSearch 16, nprobe 1, max_codes 0). */
+static void reset_search_fields(faiss::Index *index) {
+  if (auto pt = dynamic_cast<faiss::IndexPreTransform *>(index)) {
+    reset_search_fields(pt->index);
+  } else if (auto hnsw = dynamic_cast<faiss::IndexHNSW *>(index)) {
+    hnsw->hnsw.efSearch = 16;
+  } else if (auto ivf = dynamic_cast<faiss::IndexIVF *>(index)) {
+    ivf->nprobe = 1;
+    ivf->max_codes = 0;
+    if (auto qh = dynamic_cast<faiss::IndexHNSW *>(ivf->quantizer)) qh->hnsw.efSearch = 16;
+  }
+}
+
 int vs_faiss_apply_params(FaissIndex_H *pIndex, const char *zParams, char **pzErr) {
-  if (zParams == nullptr || zParams[0] == 0) return SQLITE_OK;
   faiss::Index *index = reinterpret_cast<faiss::Index *>(pIndex);
+  reset_search_fields(index);
+  if (zParams == nullptr || zParams[0] == 0) return SQLITE_OK;
   try {
     std::vector<Param> params;
     std::string err;

@@ -23,7 +23,7 @@ void vs_pending_clear(VsPending *p) {
   vs_pending_init(p, nDim);
 }
 
-int vs_pending_is_empty(const VsPending *p) { return p->nOp == 0; }
+int vs_pending_is_empty(const VsPending *p) { return p->last.nUsed == 0; }
 
 int vs_pending_put(VsPending *p, i64 iRowid, const float *aVec) {
   if (p->nOp == p->nAlloc) {
@@ -36,6 +36,7 @@ int vs_pending_put(VsPending *p, i64 iRowid, const float *aVec) {
   VsPendingOp *pOp = &p->aOp[p->nOp];
   pOp->iRowid = iRowid;
   pOp->aVec = 0;
+  pOp->eCmd = 0;
   if (aVec) {
     pOp->aVec = sqlite3_malloc64((sqlite3_uint64)p->nDim * sizeof(float));
     if (pOp->aVec == 0) return SQLITE_NOMEM;
@@ -60,6 +61,7 @@ const VsPendingOp *vs_pending_get(const VsPending *p, i64 iRowid) {
 static void truncate_ops(VsPending *p, i64 nKeep) {
   while (p->nOp > nKeep) {
     VsPendingOp *pOp = &p->aOp[--p->nOp];
+    if (pOp->eCmd) continue;
     if (pOp->iPrev >= 0) {
       vs_i64map_put(&p->last, pOp->iRowid, pOp->iPrev); /* the slot exists: no allocation */
     } else {
@@ -68,6 +70,27 @@ static void truncate_ops(VsPending *p, i64 nKeep) {
     sqlite3_free(pOp->aVec);
     pOp->aVec = 0;
   }
+}
+
+int vs_pending_command(VsPending *p, int eCmd) {
+  if (p->nOp == p->nAlloc) {
+    i64 nNew = p->nAlloc ? p->nAlloc * 2 : 64;
+    VsPendingOp *aNew = sqlite3_realloc64(p->aOp, (sqlite3_uint64)nNew * sizeof(VsPendingOp));
+    if (aNew == 0) return SQLITE_NOMEM;
+    p->aOp = aNew;
+    p->nAlloc = nNew;
+  }
+  VsPendingOp *pOp = &p->aOp[p->nOp++];
+  memset(pOp, 0, sizeof(*pOp));
+  pOp->iPrev = -1;
+  pOp->eCmd = eCmd;
+  return SQLITE_OK;
+}
+
+int vs_pending_commands(const VsPending *p) {
+  int eCmd = 0;
+  for (i64 i = 0; i < p->nOp; i++) eCmd |= p->aOp[i].eCmd;
+  return eCmd;
 }
 
 /* Savepoint levels the table joined late (or skipped) start at the current position. */

@@ -4,9 +4,10 @@
 ** Three sources are merged: (1) the committed Faiss index, asked for a batch of k rows that skips tombstones,
 ** rows the open transaction touched, and rows already returned; when a batch is used up the index is asked
 ** again for twice as many; (2) the transaction's pending vectors, scored exactly up front; (3) once an
-** approximate index has been asked for every label, an exact scan of the stored vectors returns whatever the
-** approximate batches missed. Rows are only ever returned in non-decreasing distance order, so a row an
-** approximate batch finds late, nearer than one already returned, is skipped.
+** approximate index would be asked for more than half its labels, an exact scan of the stored vectors returns
+** everything not returned yet. Each stage returns rows in non-decreasing distance; a row an approximate batch
+** missed and the exact stage finds is returned then, after farther rows (nothing is ever lost, and exact
+** indexes never need the third stage). A search among given rows (rowid/id IN) scores just those, exactly.
 */
 #include "vecstore_int.h"
 
@@ -167,6 +168,33 @@ int vs_search_start(VsTable *pTab, const float *aQuery, i64 nFirstBatch, const c
   return SQLITE_OK;
 }
 
+int vs_search_start_among(VsTable *pTab, const float *aQuery, const i64 *aRowid, i64 nRowid, VsSearch **pp) {
+  *pp = 0;
+  VsSearch *p = sqlite3_malloc(sizeof(*p));
+  if (p == 0) return SQLITE_NOMEM;
+  memset(p, 0, sizeof(*p));
+  p->pTab = pTab;
+  p->eStage = STAGE_EXACT;
+  vs_i64map_init(&p->emitted);
+  int nDim = pTab->pCfg->nDim;
+  float *aVec = sqlite3_malloc64((sqlite3_uint64)nDim * sizeof(float));
+  int rc = aVec ? SQLITE_OK : SQLITE_NOMEM;
+  /* The shadow tables already hold the transaction's own changes, so stored vectors are the truth here. */
+  for (i64 i = 0; rc == SQLITE_OK && i < nRowid; i++) {
+    rc = vs_storage_vector_get(pTab->pStore, aRowid[i], aVec, &pTab->base.zErrMsg);
+    if (rc == SQLITE_OK) rc = candidate_push(&p->batch, aRowid[i], vs_distance(aQuery, aVec, nDim, pTab->pCfg->eMetric));
+    else if (rc == SQLITE_DONE) rc = SQLITE_OK;
+  }
+  sqlite3_free(aVec);
+  candidate_sort(&p->batch);
+  if (rc != SQLITE_OK) {
+    vs_search_free(p);
+    return rc;
+  }
+  *pp = p;
+  return SQLITE_OK;
+}
+
 /* Makes p->batch hold a committed candidate if any remain, moving through the stages. */
 static int refill(VsSearch *p) {
   while (p->eStage != STAGE_DONE && p->batch.iNext >= p->batch.n) {
@@ -185,7 +213,7 @@ static int refill(VsSearch *p) {
     int bAllAsked = p->nBatchAsked >= pIdx->nLabel;
     if (pIdx->bExact && (nFound < p->nBatchAsked || bAllAsked)) {
       p->eStage = STAGE_DONE; /* an exhaustive index returned all it had */
-    } else if (bAllAsked) {
+    } else if (!pIdx->bExact && p->nBatchAsked * 2 > pIdx->nLabel / 2) {
       p->eStage = STAGE_EXACT;
       rc = fetch_exact(p);
       if (rc != SQLITE_OK) return rc;
@@ -216,7 +244,8 @@ int vs_search_next(VsSearch *p, i64 *piRowid, double *prDist, int *pbEof) {
       p->batch.iNext++;
       i64 iDummy;
       if (vs_i64map_get(&p->emitted, next.iRowid, &iDummy)) continue;
-      if (p->bAny && next.rDist < p->rLast) continue; /* found late by an approximate batch */
+      /* Found late by an approximate batch: left for the exact stage, which returns it out of order. */
+      if (p->eStage == STAGE_INDEX && p->bAny && next.rDist < p->rLast) continue;
       rc = vs_i64map_put(&p->emitted, next.iRowid, 1);
       if (rc != SQLITE_OK) return rc;
     }

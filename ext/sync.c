@@ -229,7 +229,6 @@ int vs_sync_begin(VsTable *pTab) {
   pTab->bInWrite = 0;
   int rc = vs_sync_read(pTab);
   vs_pending_clear(&pTab->pending);
-  pTab->bWantRebuild = pTab->bWantTrain = pTab->bWantSnapshot = 0;
   pTab->bApplied = 0;
   if (rc == SQLITE_OK) pTab->bInWrite = 1;
   return rc;
@@ -283,27 +282,26 @@ static int apply_pending(VsTable *pTab, int bLog, char **pzErr) {
 int vs_sync_commit(VsTable *pTab) {
   char **pzErr = &pTab->base.zErrMsg;
   if (!pTab->bInWrite) return SQLITE_OK;
-  if (vs_pending_is_empty(&pTab->pending) && !pTab->bWantRebuild && !pTab->bWantTrain && !pTab->bWantSnapshot) {
-    return SQLITE_OK;
-  }
+  int eCmd = vs_pending_commands(&pTab->pending);
+  if (vs_pending_is_empty(&pTab->pending) && eCmd == 0) return SQLITE_OK;
   sqlite3_int64 iLastRowid = sqlite3_last_insert_rowid(pTab->db);
   int rc = SQLITE_OK;
   pTab->bApplied = 1; /* from here on, a failed commit must drop the cache */
   if (pTab->pIdx == 0) rc = vs_sync_read(pTab);
-  if (rc == SQLITE_OK && (pTab->bWantRebuild || pTab->bWantTrain)) {
-    rc = vs_sync_rebuild(pTab, pTab->bWantTrain, pzErr);
+  if (rc == SQLITE_OK && (eCmd & (VS_CMD_REBUILD | VS_CMD_TRAIN))) {
+    rc = vs_sync_rebuild(pTab, (eCmd & VS_CMD_TRAIN) != 0, pzErr);
   } else if (rc == SQLITE_OK) {
     VsIndex *pIdx = pTab->pIdx;
     i64 nNet = pTab->pending.last.nUsed;
     i64 nLogLimit = vs_index_count(pIdx) / VS_LOG_FRACTION;
     if (nLogLimit < VS_LOG_MIN) nLogLimit = VS_LOG_MIN;
-    int bSnapshot = pTab->bWantSnapshot || pTab->iLogSeq + nNet > nLogLimit;
+    int bSnapshot = (eCmd & VS_CMD_SNAPSHOT) || pTab->iLogSeq + nNet > nLogLimit;
     rc = apply_pending(pTab, !bSnapshot, pzErr);
     if (rc == SQLITE_OK) {
       i64 nTombLimit = pIdx->nLabel / VS_TOMB_FRACTION;
       if (nTombLimit < VS_TOMB_MIN) nTombLimit = VS_TOMB_MIN;
       int bTrainNow = pIdx->bStandIn && vs_index_count(pIdx) >= vs_index_train_threshold(pIdx);
-      if (bTrainNow || pIdx->nTomb > nTombLimit || (pTab->bWantSnapshot && pIdx->nTomb > 0)) {
+      if (bTrainNow || pIdx->nTomb > nTombLimit || ((eCmd & VS_CMD_SNAPSHOT) && pIdx->nTomb > 0)) {
         rc = vs_sync_rebuild(pTab, 0, pzErr);
       } else if (bSnapshot) {
         rc = write_snapshot(pTab, pzErr);
@@ -315,7 +313,6 @@ int vs_sync_commit(VsTable *pTab) {
     /* The changes are in the index now. If the commit itself fails (SQLITE_BUSY) the transaction stays open
     ** and may go on: what follows is pending anew, and a retried commit does not apply or log these again. */
     vs_pending_forget(&pTab->pending);
-    pTab->bWantRebuild = pTab->bWantTrain = pTab->bWantSnapshot = 0;
   }
   return failed(pTab, rc, "committing the index failed");
 }
@@ -326,5 +323,20 @@ void vs_sync_finish(VsTable *pTab, int bCommitted) {
   vs_pending_clear(&pTab->pending);
   pTab->bInWrite = 0;
   pTab->bApplied = 0;
-  pTab->bWantRebuild = pTab->bWantTrain = pTab->bWantSnapshot = 0;
+}
+
+int vs_sync_rollback_to(VsTable *pTab, int iLevel) {
+  char **pzErr = &pTab->base.zErrMsg;
+  vs_pending_rollback_to(&pTab->pending, iLevel);
+  /* After a failed commit applied changes to the index, the index is reloaded from the rolled-back tables. */
+  if (pTab->bApplied) vs_sync_invalidate(pTab);
+  /* SQLite rolled the config rows back; commands such as search_params= changed the in-memory copies. */
+  char *zOldParams = pTab->zSearchParams ? sqlite3_mprintf("%s", pTab->zSearchParams) : 0;
+  int rc = load_options(pTab, pzErr);
+  if (rc == SQLITE_OK && pTab->pIdx &&
+      sqlite3_stricmp(zOldParams ? zOldParams : "", pTab->zSearchParams ? pTab->zSearchParams : "") != 0) {
+    rc = vs_index_apply_params(pTab->pIdx, pTab->zSearchParams, pzErr);
+  }
+  sqlite3_free(zOldParams);
+  return rc;
 }

@@ -113,7 +113,8 @@ typedef struct VsFaissSearch {
 int vs_faiss_search(VsFaissIndex *pIndex, VsFaissSearch *pReq, char **pzErr);
 /* Validates a parameter string for pIndex without searching ("" and NULL are valid). */
 int vs_faiss_check_params(VsFaissIndex *pIndex, const char *zParams, char **pzErr);
-/* Applies a parameter string to the index itself (the table's default search_params). */
+/* Makes zParams the index's own search parameters (the table's default search_params): known fields
+** (efSearch, nprobe, max_codes) go back to Faiss's defaults first, then zParams (NULL or "" allowed) applies. */
 int vs_faiss_apply_params(VsFaissIndex *pIndex, const char *zParams, char **pzErr);
 /* Sets the OpenMP thread count Faiss uses from now on in this thread (0: all cores). */
 void vs_faiss_threads(int nThread);
@@ -171,9 +172,14 @@ int vs_index_read(FILE *f, i64 nByte, int nDim, VsMetric eMetric, VsIndex **ppId
 */
 typedef struct VsPendingOp {
   i64 iRowid;
-  float *aVec; /* NULL: the row's vector is deleted */
+  float *aVec; /* NULL: the row's vector is deleted (or a command op) */
   i64 iPrev;   /* previous op index for the same rowid, or -1 */
+  int eCmd;    /* 0 for a vector op; else VS_CMD_* bits of a command carried out at commit */
 } VsPendingOp;
+
+#define VS_CMD_REBUILD 1  /* rebuild the index from the stored vectors */
+#define VS_CMD_TRAIN 2    /* train the index (a rebuild that trains) */
+#define VS_CMD_SNAPSHOT 4 /* compact if needed and write a fresh snapshot */
 
 typedef struct VsPending {
   int nDim;
@@ -195,6 +201,10 @@ const VsPendingOp *vs_pending_get(const VsPending *p, i64 iRowid);
 int vs_pending_savepoint(VsPending *p, int iLevel);
 void vs_pending_rollback_to(VsPending *p, int iLevel);
 void vs_pending_release(VsPending *p, int iLevel);
+/* Records a command (VS_CMD_* bits) at the current position, so ROLLBACK TO undoes it like any change. */
+int vs_pending_command(VsPending *p, int eCmd);
+/* The VS_CMD_* bits of every command still pending. */
+int vs_pending_commands(const VsPending *p);
 /* Drops every op (they were applied to the index) but keeps the open savepoint levels, now all at 0. */
 void vs_pending_forget(VsPending *p);
 int vs_pending_is_empty(const VsPending *p);
@@ -292,9 +302,6 @@ typedef struct VsTable {
   int bInWrite;           /* between xBegin and xCommit/xRollback */
   int bApplied;           /* xSync applied pending to pIdx */
   VsPending pending;
-  int bWantRebuild;       /* commands noted in this transaction, carried out at commit */
-  int bWantTrain;
-  int bWantSnapshot;
   char *zSearchParams;    /* default search parameters in force */
   char *zIndexDesc;       /* index description in force */
   sqlite3_stmt *pEmbedStmt; /* SELECT <embedder>(?1), prepared on first use */
@@ -312,6 +319,8 @@ void vs_sync_finish(VsTable *pTab, int bCommitted);
 int vs_sync_rebuild(VsTable *pTab, int bTrain, char **pzErr);
 /* Drops the cache; the next statement reloads it. */
 void vs_sync_invalidate(VsTable *pTab);
+/* xRollbackTo: undoes pending changes and commands since savepoint iLevel, re-reads the options. */
+int vs_sync_rollback_to(VsTable *pTab, int iLevel);
 
 /**************************************************************************************************
 ** search.c: a stream of rows in increasing distance from a query vector, across the committed index (in
@@ -321,6 +330,8 @@ typedef struct VsSearch VsSearch;
 
 /* aQuery has the table's dimension. zParams: per-query Faiss parameters or NULL. */
 int vs_search_start(VsTable *pTab, const float *aQuery, i64 nFirstBatch, const char *zParams, VsSearch **pp);
+/* Searches only the rows aRowid[0..n) (distinct), exactly. */
+int vs_search_start_among(VsTable *pTab, const float *aQuery, const i64 *aRowid, i64 nRowid, VsSearch **pp);
 /* The next row; *pbEof set when there is none. */
 int vs_search_next(VsSearch *p, i64 *piRowid, double *prDist, int *pbEof);
 void vs_search_free(VsSearch *p);

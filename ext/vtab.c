@@ -34,6 +34,8 @@ enum {
 **   idxStr  'M' embedding MATCH vector     'T' <table> MATCH text      'k' k = N
 **           'L' LIMIT N                    'O' OFFSET N                'f' fetch_k = N
 **           'l' lambda_mult = x            'p' search_params = '...'   'r' rowid =    'i' id =
+**           with MATCH, the rows to search among (exactly): 'R' rowid IN (...) 'S' rowid = ?
+**                                                            'I' id IN (...)    'J' id = ?
 **
 ** k, fetch_k, lambda_mult and search_params are consumed whatever the plan so that SQLite never compares
 ** them with the hidden columns. LIMIT/OFFSET are taken only when every other constraint is consumed, so the
@@ -223,8 +225,17 @@ static int vs_best_index(sqlite3_vtab *pVtab, sqlite3_index_info *pInfo) {
     pInfo->aConstraintUsage[iMatch].omit = 1;
     rCost = 10;
     nRows = 10;
-    if (iRowidEq >= 0) bOtherUnconsumed = 1; /* left to SQLite (issue: search among rows) */
-    if (iIdEq >= 0) bOtherUnconsumed = 1;
+    /* rowid / id equality or IN: search only among those rows. IN lists come whole (sqlite3_vtab_in). */
+    int iAmong = iRowidEq >= 0 ? iRowidEq : iIdEq;
+    if (iAmong >= 0) {
+      int bIn = sqlite3_vtab_in(pInfo, iAmong, -1);
+      if (bIn) sqlite3_vtab_in(pInfo, iAmong, 1);
+      azPlan[nArg] = iAmong == iRowidEq ? (bIn ? 'R' : 'S') : (bIn ? 'I' : 'J');
+      pInfo->aConstraintUsage[iAmong].argvIndex = ++nArg;
+      pInfo->aConstraintUsage[iAmong].omit = 1;
+      rCost = 5;
+    }
+    if (iRowidEq >= 0 && iIdEq >= 0) bOtherUnconsumed = 1; /* id left to SQLite */
   } else if (iRowidEq >= 0) {
     ePlan = VS_PLAN_ROWID;
     azPlan[nArg] = 'r';
@@ -368,6 +379,51 @@ static int integer_arg(VsTable *pTab, sqlite3_value *pVal, const char *zName, i6
   return SQLITE_ERROR;
 }
 
+/* Adds the rowid that the value pVal names (a rowid for 'R'/'S', an id for 'I'/'J') to pSet, if any. */
+static int among_add(VsTable *pTab, sqlite3_value *pVal, char cKind, VsI64Map *pSet) {
+  i64 iRowid = 0;
+  if (cKind == 'R' || cKind == 'S') {
+    int eType = sqlite3_value_numeric_type(pVal);
+    if (eType != SQLITE_INTEGER) return SQLITE_OK; /* no row has a non-integer rowid */
+    iRowid = sqlite3_value_int64(pVal);
+  } else {
+    int bFound = 0;
+    const char *zId = (const char *)sqlite3_value_text(pVal);
+    if (zId == 0) return SQLITE_OK;
+    int rc = vs_storage_doc_rowid_of_id(pTab->pStore, zId, &iRowid, &bFound);
+    if (rc != SQLITE_OK || !bFound) return rc;
+  }
+  return vs_i64map_put(pSet, iRowid, 1);
+}
+
+/* Starts an exact search among the rows named by an IN list or a single value. */
+static int search_among(VsTable *pTab, const float *aQuery, sqlite3_value *pArg, char cKind, VsSearch **pp) {
+  VsI64Map set;
+  vs_i64map_init(&set);
+  int rc = SQLITE_OK;
+  if (cKind == 'R' || cKind == 'I') {
+    sqlite3_value *pVal = 0;
+    int rcIn;
+    for (rcIn = sqlite3_vtab_in_first(pArg, &pVal); rc == SQLITE_OK && rcIn == SQLITE_OK && pVal;
+         rcIn = sqlite3_vtab_in_next(pArg, &pVal)) {
+      rc = among_add(pTab, pVal, cKind, &set);
+    }
+    if (rc == SQLITE_OK && rcIn != SQLITE_OK && rcIn != SQLITE_DONE) rc = rcIn;
+  } else {
+    rc = among_add(pTab, pArg, cKind, &set);
+  }
+  i64 *aRowid = rc == SQLITE_OK ? sqlite3_malloc64((sqlite3_uint64)(set.nUsed + 1) * sizeof(i64)) : 0;
+  if (rc == SQLITE_OK && aRowid == 0) rc = SQLITE_NOMEM;
+  i64 n = 0;
+  for (i64 i = 0; rc == SQLITE_OK && i < set.nSlot; i++) {
+    if (set.aUsed[i] == 1) aRowid[n++] = set.aKey[i];
+  }
+  if (rc == SQLITE_OK) rc = vs_search_start_among(pTab, aQuery, aRowid, n, pp);
+  sqlite3_free(aRowid);
+  vs_i64map_clear(&set);
+  return rc;
+}
+
 static int vs_filter(sqlite3_vtab_cursor *pCursor, int idxNum, const char *idxStr, int argc, sqlite3_value **argv) {
   VsCursor *pCur = (VsCursor *)pCursor;
   VsTable *pTab = cursor_table(pCur);
@@ -376,6 +432,8 @@ static int vs_filter(sqlite3_vtab_cursor *pCursor, int idxNum, const char *idxSt
   pCur->ePlan = idxNum;
   sqlite3_value *pQuery = 0;
   sqlite3_value *pKey = 0;
+  sqlite3_value *pAmong = 0;
+  char cAmong = 0;
   int bText = 0;
   i64 nLimit = -1, nOffset = 0;
   int rc = SQLITE_OK;
@@ -390,6 +448,13 @@ static int vs_filter(sqlite3_vtab_cursor *pCursor, int idxNum, const char *idxSt
       case 'r':
       case 'i':
         pKey = argv[i];
+        break;
+      case 'R':
+      case 'S':
+      case 'I':
+      case 'J':
+        pAmong = argv[i];
+        cAmong = idxStr[i];
         break;
       case 'k':
         rc = integer_arg(pTab, argv[i], "k", &pCur->nK);
@@ -446,7 +511,11 @@ static int vs_filter(sqlite3_vtab_cursor *pCursor, int idxNum, const char *idxSt
   if (rc == SQLITE_OK) {
     i64 nFirst = pCur->nCap >= 0 ? pCur->nCap : VS_DEFAULT_BATCH;
     if (nFirst < 1) nFirst = 1;
-    rc = vs_search_start(pTab, aQuery, nFirst, pCur->zParams, &pCur->pSearch);
+    if (pAmong) {
+      rc = search_among(pTab, aQuery, pAmong, cAmong, &pCur->pSearch);
+    } else {
+      rc = vs_search_start(pTab, aQuery, nFirst, pCur->zParams, &pCur->pSearch);
+    }
   }
   sqlite3_free(aQuery);
   if (rc != SQLITE_OK) return cursor_error(pCur, rc);
@@ -572,11 +641,7 @@ static int vs_release(sqlite3_vtab *pVtab, int iLevel) {
 }
 
 static int vs_rollback_to(sqlite3_vtab *pVtab, int iLevel) {
-  VsTable *pTab = (VsTable *)pVtab;
-  vs_pending_rollback_to(&pTab->pending, iLevel);
-  /* After a failed commit applied changes to the index, the index is reloaded from the rolled-back tables. */
-  if (pTab->bApplied) vs_sync_invalidate(pTab);
-  return SQLITE_OK;
+  return vs_sync_rollback_to((VsTable *)pVtab, iLevel);
 }
 
 static sqlite3_module vs_module = {
