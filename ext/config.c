@@ -3,7 +3,8 @@
 **
 ** Each argument is `key = value`; values may be bare or quoted with '', "" or ``. Known keys: dim (required,
 ** 1..65536), metric (l2 | ip | cosine), index (a Faiss index_factory description, default Flat), embedder
-** and search_params. Unknown or repeated keys and bad values are errors that name them.
+** and search_params. Unknown or repeated keys and bad values are errors that name them. An argument without
+** '=' declares a typed metadata column, `name TYPE` with TYPE INTEGER (INT), REAL (FLOAT, DOUBLE), TEXT or BLOB.
 */
 #include "vecstore_int.h"
 
@@ -28,6 +29,8 @@ void vs_config_free(VsConfig *pCfg) {
   sqlite3_free(pCfg->zIndex);
   sqlite3_free(pCfg->zSearchParams);
   sqlite3_free(pCfg->zEmbedder);
+  for (int i = 0; i < pCfg->nCol; i++) sqlite3_free(pCfg->aCol[i].zName);
+  sqlite3_free(pCfg->aCol);
   sqlite3_free(pCfg);
 }
 
@@ -53,6 +56,88 @@ static void dequote(char *z) {
     z[j++] = z[i];
   }
   z[j] = 0;
+}
+
+const char *vs_coltype_name(VsColType eType) {
+  static const char *const azName[] = {"INTEGER", "REAL", "TEXT", "BLOB"};
+  return azName[eType];
+}
+
+/* Parses a column declaration `name TYPE` (name may be quoted) and appends it to pCfg. */
+static int add_column(VsConfig *pCfg, const char *zArg, char **pzErr) {
+  static const char *const azReserved[] = {"id", "content", "metadata", "embedding", "distance", "score", "k",
+                                           "fetch_k", "lambda_mult", "search_params", "rowid", "oid", "_rowid_", 0};
+  char *zDecl = trim_copy(zArg, (int)strlen(zArg));
+  if (zDecl == 0) return SQLITE_NOMEM;
+  int rc = SQLITE_OK;
+  char *zName = 0;
+  const char *zType = 0;
+  char q = zDecl[0];
+  if (q == '"' || q == '`' || q == '[' || q == '\'') {
+    char qEnd = q == '[' ? ']' : q;
+    char *zEnd = strchr(zDecl + 1, qEnd);
+    while (zEnd && qEnd != ']' && zEnd[1] == qEnd) zEnd = strchr(zEnd + 2, qEnd);
+    if (zEnd) {
+      zName = sqlite3_mprintf("%.*s", (int)(zEnd - zDecl + 1), zDecl);
+      zType = zEnd + 1;
+    }
+  } else {
+    int n = 0;
+    while (zDecl[n] && !isspace((unsigned char)zDecl[n])) n++;
+    zName = sqlite3_mprintf("%.*s", n, zDecl);
+    zType = zDecl + n;
+  }
+  if (zName) dequote(zName);
+  while (zType && isspace((unsigned char)*zType)) zType++;
+  VsColType eType = VS_TYPE_TEXT;
+  if (zName == 0 || zName[0] == 0 || zType == 0 || zType[0] == 0) {
+    vs_error(pzErr, "expected an option key = value or a column declaration such as 'page INTEGER', received '%s'",
+             zDecl);
+    rc = SQLITE_ERROR;
+  } else if (sqlite3_stricmp(zType, "INTEGER") == 0 || sqlite3_stricmp(zType, "INT") == 0) {
+    eType = VS_TYPE_INTEGER;
+  } else if (sqlite3_stricmp(zType, "REAL") == 0 || sqlite3_stricmp(zType, "FLOAT") == 0 ||
+             sqlite3_stricmp(zType, "DOUBLE") == 0) {
+    eType = VS_TYPE_REAL;
+  } else if (sqlite3_stricmp(zType, "TEXT") == 0) {
+    eType = VS_TYPE_TEXT;
+  } else if (sqlite3_stricmp(zType, "BLOB") == 0) {
+    eType = VS_TYPE_BLOB;
+  } else {
+    vs_error(pzErr, "column %s: type must be INTEGER, REAL, TEXT or BLOB, received '%s'", zName, zType);
+    rc = SQLITE_ERROR;
+  }
+  for (int i = 0; rc == SQLITE_OK && azReserved[i]; i++) {
+    if (sqlite3_stricmp(zName, azReserved[i]) == 0 || sqlite3_stricmp(zName, pCfg->zName) == 0) {
+      vs_error(pzErr, "column name '%s' is taken by vecstore, expected another name", zName);
+      rc = SQLITE_ERROR;
+    }
+  }
+  for (int i = 0; rc == SQLITE_OK && i < pCfg->nCol; i++) {
+    if (sqlite3_stricmp(zName, pCfg->aCol[i].zName) == 0) {
+      vs_error(pzErr, "column '%s' declared more than once", zName);
+      rc = SQLITE_ERROR;
+    }
+  }
+  if (rc == SQLITE_OK && pCfg->nCol >= VS_MAX_COLUMNS) {
+    vs_error(pzErr, "at most %d metadata columns can be declared, received more", VS_MAX_COLUMNS);
+    rc = SQLITE_ERROR;
+  }
+  if (rc == SQLITE_OK) {
+    VsColumn *aNew = sqlite3_realloc64(pCfg->aCol, (sqlite3_uint64)(pCfg->nCol + 1) * sizeof(VsColumn));
+    if (aNew == 0) {
+      rc = SQLITE_NOMEM;
+    } else {
+      pCfg->aCol = aNew;
+      pCfg->aCol[pCfg->nCol].zName = zName;
+      pCfg->aCol[pCfg->nCol].eType = eType;
+      pCfg->nCol++;
+      zName = 0;
+    }
+  }
+  sqlite3_free(zName);
+  sqlite3_free(zDecl);
+  return rc;
 }
 
 /* Parses one `key = value` argument into a sqlite3_malloc'd key and value. */
@@ -145,6 +230,10 @@ int vs_config_parse(int argc, const char *const *argv, int bCreate, VsConfig **p
 
   for (int i = 3; rc == SQLITE_OK && i < argc; i++) {
     char *zKey = 0, *zValue = 0;
+    if (strchr(argv[i], '=') == 0) {
+      rc = add_column(pCfg, argv[i], pzErr);
+      continue;
+    }
     rc = split_argument(argv[i], &zKey, &zValue, pzErr);
     if (rc == SQLITE_OK) rc = apply_option(pCfg, zKey, zValue, aSeen, pzErr);
     sqlite3_free(zKey);

@@ -2,7 +2,7 @@
 ** storage.c: the shadow tables, the only durable state of a vecstore table.
 **
 **   <name>_config(key PRIMARY KEY, value)      options, format version, snapshot generation and checksum
-**   <name>_docs(rowid, id UNIQUE, content, metadata)
+**   <name>_docs(rowid, id UNIQUE, content, metadata, <declared columns>)  each declared column indexed
 **   <name>_vectors(rowid, embedding)           float32 BLOBs, the truth the index is built from
 **   <name>_log(seq, rowid, op)                 vectors set (op 0) or deleted (op 1) since the snapshot
 **   <name>_snapshot(chunk, data)               the serialised index in 1 MiB chunks (no BLOB size ceiling)
@@ -48,12 +48,12 @@ typedef enum StmtId {
 static const char *const azStmtSql[STMT_COUNT] = {
     [CONFIG_GET] = "SELECT value FROM {config} WHERE key = ?",
     [CONFIG_PUT] = "INSERT OR REPLACE INTO {config}(key, value) VALUES (?, ?)",
-    [DOC_INSERT] = "INSERT INTO {docs}(rowid, id, content, metadata) VALUES (?, ?, ?, ?)",
-    [DOC_INSERT_AUTO] = "INSERT INTO {docs}(id, content, metadata) VALUES (?2, ?3, ?4)",
+    [DOC_INSERT] = "INSERT INTO {docs}(rowid, id, content, metadata{cols}) VALUES (?1, ?2, ?3, ?4{colvals})",
+    [DOC_INSERT_AUTO] = "INSERT INTO {docs}(id, content, metadata{cols}) VALUES (?2, ?3, ?4{colvals})",
     [DOC_EXISTS] = "SELECT 1 FROM {docs} WHERE rowid = ?",
     [DOC_BY_ID] = "SELECT rowid FROM {docs} WHERE id = ?",
     [DOC_DELETE] = "DELETE FROM {docs} WHERE rowid = ?",
-    [DOC_UPDATE] = "UPDATE {docs} SET id = ?2, content = ?3, metadata = ?4 WHERE rowid = ?1",
+    [DOC_UPDATE] = "UPDATE {docs} SET id = ?2, content = ?3, metadata = ?4{colset} WHERE rowid = ?1",
     [VEC_PUT] = "INSERT OR REPLACE INTO {vectors}(rowid, embedding) VALUES (?, ?)",
     [VEC_DELETE] = "DELETE FROM {vectors} WHERE rowid = ?",
     [VEC_GET] = "SELECT embedding FROM {vectors} WHERE rowid = ?",
@@ -76,19 +76,43 @@ struct VsStorage {
   char *zDb;
   char *zName;
   int nDim;
+  int nCol;              /* declared metadata columns (the array belongs to the table's VsConfig) */
+  const VsColumn *aCol;
   sqlite3_stmt *aStmt[STMT_COUNT];
   sqlite3_stmt *aIdle[VS_CSTMT_COUNT];
 };
 
 sqlite3 *vs_storage_db(VsStorage *p) { return p->db; }
 
-/* Expands {suffix} in zTemplate to "db"."name_suffix". */
-static char *expand_sql(const char *zDb, const char *zName, const char *zTemplate) {
+/* Appends the declared-column fragment named by zToken ("cols", "colvals", "colset", "coldefs"), or returns 0
+** when zToken names none. Bound values of declared columns are ?5, ?6, ... */
+static int append_columns(sqlite3_str *pStr, const char *zToken, int nToken, int nCol, const VsColumn *aCol) {
+  static const char *const azToken[] = {"cols", "colvals", "colset", "coldefs", 0};
+  int iToken = 0;
+  while (azToken[iToken] && !((int)strlen(azToken[iToken]) == nToken && memcmp(azToken[iToken], zToken, nToken) == 0)) {
+    iToken++;
+  }
+  if (azToken[iToken] == 0) return 0;
+  for (int i = 0; i < nCol; i++) {
+    switch (iToken) {
+      case 0: sqlite3_str_appendf(pStr, ", \"%w\"", aCol[i].zName); break;
+      case 1: sqlite3_str_appendf(pStr, ", ?%d", i + 5); break;
+      case 2: sqlite3_str_appendf(pStr, ", \"%w\" = ?%d", aCol[i].zName, i + 5); break;
+      default: sqlite3_str_appendf(pStr, ", \"%w\" %s", aCol[i].zName, vs_coltype_name(aCol[i].eType)); break;
+    }
+  }
+  return 1;
+}
+
+/* Expands {suffix} in zTemplate to "db"."name_suffix", and the declared-column tokens (append_columns). */
+static char *expand_sql_cols(const char *zDb, const char *zName, int nCol, const VsColumn *aCol, const char *zTemplate) {
   sqlite3_str *pStr = sqlite3_str_new(0);
   for (const char *z = zTemplate; *z; z++) {
     if (*z == '{') {
       const char *zEnd = strchr(z, '}');
-      sqlite3_str_appendf(pStr, "\"%w\".\"%w_%.*w\"", zDb, zName, (int)(zEnd - z - 1), z + 1);
+      if (!append_columns(pStr, z + 1, (int)(zEnd - z - 1), nCol, aCol)) {
+        sqlite3_str_appendf(pStr, "\"%w\".\"%w_%.*w\"", zDb, zName, (int)(zEnd - z - 1), z + 1);
+      }
       z = zEnd;
     } else {
       sqlite3_str_appendchar(pStr, 1, *z);
@@ -97,10 +121,14 @@ static char *expand_sql(const char *zDb, const char *zName, const char *zTemplat
   return sqlite3_str_finish(pStr);
 }
 
+static char *expand_sql(const VsStorage *p, const char *zTemplate) {
+  return expand_sql_cols(p->zDb, p->zName, p->nCol, p->aCol, zTemplate);
+}
+
 /* The cached statement id, prepared on first use and reset. */
 static int stmt(VsStorage *p, StmtId e, sqlite3_stmt **pp) {
   if (p->aStmt[e] == 0) {
-    char *zSql = expand_sql(p->zDb, p->zName, azStmtSql[e]);
+    char *zSql = expand_sql(p, azStmtSql[e]);
     if (zSql == 0) return SQLITE_NOMEM;
     int rc = sqlite3_prepare_v3(p->db, zSql, -1, SQLITE_PREPARE_PERSISTENT, &p->aStmt[e], 0);
     sqlite3_free(zSql);
@@ -117,8 +145,8 @@ static int run(sqlite3_stmt *pStmt) {
   return rc == SQLITE_DONE ? SQLITE_OK : (rc2 != SQLITE_OK ? rc2 : rc);
 }
 
-static int exec_template(sqlite3 *db, const char *zDb, const char *zName, const char *zTemplate) {
-  char *zSql = expand_sql(zDb, zName, zTemplate);
+static int exec_template(sqlite3 *db, const VsConfig *pCfg, const char *zTemplate) {
+  char *zSql = expand_sql_cols(pCfg->zDb, pCfg->zName, pCfg->nCol, pCfg->aCol, zTemplate);
   if (zSql == 0) return SQLITE_NOMEM;
   int rc = sqlite3_exec(db, zSql, 0, 0, 0);
   sqlite3_free(zSql);
@@ -130,19 +158,32 @@ static int db_error(sqlite3 *db, int rc, char **pzErr, const char *zWhat) {
   return rc;
 }
 
+/* One index per declared column, named <table>_docs_<column>, so pre-filters are index lookups. */
+static int create_column_indexes(sqlite3 *db, const char *zDb, const char *zName, int nCol, const VsColumn *aCol) {
+  int rc = SQLITE_OK;
+  for (int i = 0; rc == SQLITE_OK && i < nCol; i++) {
+    char *zSql = sqlite3_mprintf("CREATE INDEX \"%w\".\"%w_docs_%w\" ON \"%w_docs\"(\"%w\")", zDb, zName,
+                                 aCol[i].zName, zName, aCol[i].zName);
+    rc = zSql ? sqlite3_exec(db, zSql, 0, 0, 0) : SQLITE_NOMEM;
+    sqlite3_free(zSql);
+  }
+  return rc;
+}
+
 int vs_storage_create(sqlite3 *db, const VsConfig *pCfg, char **pzErr) {
   static const char *const azCreate[] = {
       "CREATE TABLE {config}(key TEXT PRIMARY KEY, value) WITHOUT ROWID",
-      "CREATE TABLE {docs}(rowid INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, content, metadata TEXT)",
+      "CREATE TABLE {docs}(rowid INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, content, metadata TEXT{coldefs})",
       "CREATE TABLE {vectors}(rowid INTEGER PRIMARY KEY, embedding BLOB NOT NULL)",
       "CREATE TABLE {log}(seq INTEGER PRIMARY KEY, rowid INTEGER NOT NULL, op INTEGER NOT NULL)",
       "CREATE TABLE {snapshot}(chunk INTEGER PRIMARY KEY, data BLOB NOT NULL)",
       0};
   int rc = SQLITE_OK;
-  for (int i = 0; rc == SQLITE_OK && azCreate[i]; i++) rc = exec_template(db, pCfg->zDb, pCfg->zName, azCreate[i]);
+  for (int i = 0; rc == SQLITE_OK && azCreate[i]; i++) rc = exec_template(db, pCfg, azCreate[i]);
+  if (rc == SQLITE_OK) rc = create_column_indexes(db, pCfg->zDb, pCfg->zName, pCfg->nCol, pCfg->aCol);
   if (rc != SQLITE_OK) return db_error(db, rc, pzErr, "creating the shadow tables failed");
 
-  char *zSql = expand_sql(pCfg->zDb, pCfg->zName,
+  char *zSql = expand_sql_cols(pCfg->zDb, pCfg->zName, pCfg->nCol, pCfg->aCol,
                           "INSERT INTO {config}(key, value) VALUES ('format', ?1), ('dim', ?2), ('metric', ?3), "
                           "('index', ?4), ('search_params', ?5), ('embedder', ?6), ('snapshot_gen', 0)");
   sqlite3_stmt *pStmt = 0;
@@ -168,6 +209,8 @@ int vs_storage_open(sqlite3 *db, const VsConfig *pCfg, VsStorage **pp) {
   memset(p, 0, sizeof(*p));
   p->db = db;
   p->nDim = pCfg->nDim;
+  p->nCol = pCfg->nCol;
+  p->aCol = pCfg->aCol;
   p->zDb = sqlite3_mprintf("%s", pCfg->zDb);
   p->zName = sqlite3_mprintf("%s", pCfg->zName);
   if (p->zDb == 0 || p->zName == 0) {
@@ -217,6 +260,12 @@ int vs_storage_rename(VsStorage *p, const char *zNew, char **pzErr) {
     rc = zSql ? sqlite3_exec(p->db, zSql, 0, 0, 0) : SQLITE_NOMEM;
     sqlite3_free(zSql);
   }
+  for (int i = 0; rc == SQLITE_OK && i < p->nCol; i++) {
+    char *zSql = sqlite3_mprintf("DROP INDEX IF EXISTS \"%w\".\"%w_docs_%w\"", p->zDb, p->zName, p->aCol[i].zName);
+    rc = zSql ? sqlite3_exec(p->db, zSql, 0, 0, 0) : SQLITE_NOMEM;
+    sqlite3_free(zSql);
+  }
+  if (rc == SQLITE_OK) rc = create_column_indexes(p->db, p->zDb, zNew, p->nCol, p->aCol);
   if (rc == SQLITE_OK) rc = vs_config_set_string(&p->zName, zNew);
   return db_error(p->db, rc, pzErr, "renaming the shadow tables failed");
 }
@@ -285,8 +334,12 @@ static int doc_write_error(VsStorage *p, int rc, i64 iRowid, const char *zId, ch
   return db_error(p->db, rc, pzErr, "writing the document failed");
 }
 
+static void bind_columns(VsStorage *p, sqlite3_stmt *pStmt, sqlite3_value **apCol) {
+  for (int i = 0; i < p->nCol; i++) sqlite3_bind_value(pStmt, 5 + i, apCol ? apCol[i] : 0);
+}
+
 int vs_storage_doc_insert(VsStorage *p, i64 *piRowid, int bRowidGiven, const char *zId, sqlite3_value *pContent,
-                          const char *zMeta, char **pzErr) {
+                          const char *zMeta, sqlite3_value **apCol, char **pzErr) {
   sqlite3_stmt *pStmt;
   int rc = stmt(p, bRowidGiven ? DOC_INSERT : DOC_INSERT_AUTO, &pStmt);
   if (rc == SQLITE_OK) {
@@ -294,6 +347,7 @@ int vs_storage_doc_insert(VsStorage *p, i64 *piRowid, int bRowidGiven, const cha
     sqlite3_bind_text(pStmt, 2, zId, -1, SQLITE_STATIC);
     sqlite3_bind_value(pStmt, 3, pContent);
     sqlite3_bind_text(pStmt, 4, zMeta, -1, SQLITE_STATIC);
+    bind_columns(p, pStmt, apCol);
     rc = run(pStmt);
     if (rc == SQLITE_OK && !bRowidGiven) *piRowid = sqlite3_last_insert_rowid(p->db);
   }
@@ -356,7 +410,7 @@ static int run_with_rowid(VsStorage *p, StmtId e, i64 iRowid) {
 int vs_storage_doc_delete(VsStorage *p, i64 iRowid) { return run_with_rowid(p, DOC_DELETE, iRowid); }
 
 int vs_storage_doc_update(VsStorage *p, i64 iRowid, const char *zId, sqlite3_value *pContent, const char *zMeta,
-                          char **pzErr) {
+                          sqlite3_value **apCol, char **pzErr) {
   sqlite3_stmt *pStmt;
   int rc = stmt(p, DOC_UPDATE, &pStmt);
   if (rc == SQLITE_OK) {
@@ -364,15 +418,16 @@ int vs_storage_doc_update(VsStorage *p, i64 iRowid, const char *zId, sqlite3_val
     sqlite3_bind_text(pStmt, 2, zId, -1, SQLITE_STATIC);
     sqlite3_bind_value(pStmt, 3, pContent);
     sqlite3_bind_text(pStmt, 4, zMeta, -1, SQLITE_STATIC);
+    bind_columns(p, pStmt, apCol);
     rc = run(pStmt);
   }
   return doc_write_error(p, rc, iRowid, zId, pzErr);
 }
 
 static const char *const azCursorSql[VS_CSTMT_COUNT] = {
-    [VS_CSTMT_SCAN] = "SELECT rowid, id, content, metadata FROM {docs} ORDER BY rowid",
-    [VS_CSTMT_ROWID] = "SELECT rowid, id, content, metadata FROM {docs} WHERE rowid = ?1",
-    [VS_CSTMT_ID] = "SELECT rowid, id, content, metadata FROM {docs} WHERE id = ?1",
+    [VS_CSTMT_SCAN] = "SELECT rowid, id, content, metadata{cols} FROM {docs} ORDER BY rowid",
+    [VS_CSTMT_ROWID] = "SELECT rowid, id, content, metadata{cols} FROM {docs} WHERE rowid = ?1",
+    [VS_CSTMT_ID] = "SELECT rowid, id, content, metadata{cols} FROM {docs} WHERE id = ?1",
     [VS_CSTMT_VECTOR] = "SELECT embedding FROM {vectors} WHERE rowid = ?1",
 };
 
@@ -382,7 +437,7 @@ int vs_storage_cursor_stmt(VsStorage *p, VsCursorStmt e, sqlite3_stmt **pp) {
     p->aIdle[e] = 0;
     return SQLITE_OK;
   }
-  char *zSql = expand_sql(p->zDb, p->zName, azCursorSql[e]);
+  char *zSql = expand_sql(p, azCursorSql[e]);
   if (zSql == 0) return SQLITE_NOMEM;
   int rc = sqlite3_prepare_v3(p->db, zSql, -1, SQLITE_PREPARE_PERSISTENT, pp, 0);
   sqlite3_free(zSql);
@@ -441,7 +496,7 @@ int vs_storage_vector_get(VsStorage *p, i64 iRowid, float *aOut, char **pzErr) {
 
 int vs_storage_vector_scan(VsStorage *p, int (*xRow)(void *, i64, const float *), void *pCtx, char **pzErr) {
   sqlite3_stmt *pStmt = 0;
-  char *zSql = expand_sql(p->zDb, p->zName, azStmtSql[VEC_SCAN]);
+  char *zSql = expand_sql(p, azStmtSql[VEC_SCAN]);
   int rc = zSql ? sqlite3_prepare_v2(p->db, zSql, -1, &pStmt, 0) : SQLITE_NOMEM;
   sqlite3_free(zSql);
   float *aVec = sqlite3_malloc64((sqlite3_uint64)p->nDim * sizeof(float));

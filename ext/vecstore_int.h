@@ -78,6 +78,14 @@ int vs_i64map_remove(VsI64Map *p, i64 iKey);                 /* 1 if it was ther
 /**************************************************************************************************
 ** config.c: CREATE VIRTUAL TABLE arguments.
 */
+/* A typed metadata column declared in CREATE (`page INTEGER`), stored in <name>_docs with an index. */
+typedef enum VsColType { VS_TYPE_INTEGER, VS_TYPE_REAL, VS_TYPE_TEXT, VS_TYPE_BLOB } VsColType;
+typedef struct VsColumn {
+  char *zName;
+  VsColType eType;
+} VsColumn;
+#define VS_MAX_COLUMNS 64
+
 typedef struct VsConfig {
   char *zDb;           /* schema name ("main", an ATTACHed name, "temp") */
   char *zName;         /* table name */
@@ -86,7 +94,11 @@ typedef struct VsConfig {
   char *zIndex;        /* Faiss index_factory description */
   char *zSearchParams; /* default search parameters, or NULL */
   char *zEmbedder;     /* embedder function name, or NULL */
+  int nCol;            /* declared metadata columns */
+  VsColumn *aCol;
 } VsConfig;
+
+const char *vs_coltype_name(VsColType eType);
 
 /* Parses argv[3..] of xCreate/xConnect into a new VsConfig. bCreate validates against Faiss too. */
 int vs_config_parse(int argc, const char *const *argv, int bCreate, VsConfig **ppCfg, char **pzErr);
@@ -227,15 +239,16 @@ int vs_storage_config_get(VsStorage *p, const char *zKey, char **pz, char **pzEr
 int vs_storage_config_put(VsStorage *p, const char *zKey, const char *zValue, char **pzErr);
 
 /* Documents. */
+/* apCol: the declared columns' values (NULL when there are none). */
 int vs_storage_doc_insert(VsStorage *p, i64 *piRowid, int bRowidGiven, const char *zId,
-                          sqlite3_value *pContent, const char *zMeta, char **pzErr);
+                          sqlite3_value *pContent, const char *zMeta, sqlite3_value **apCol, char **pzErr);
 int vs_storage_doc_exists(VsStorage *p, i64 iRowid, int *pbExists);
 int vs_storage_doc_rowid_of_id(VsStorage *p, const char *zId, i64 *piRowid, int *pbFound);
 int vs_storage_doc_delete(VsStorage *p, i64 iRowid);
 int vs_storage_doc_update(VsStorage *p, i64 iRowid, const char *zId, sqlite3_value *pContent,
-                          const char *zMeta, char **pzErr);
+                          const char *zMeta, sqlite3_value **apCol, char **pzErr);
 /* Statements owned by one cursor at a time, kept in a small pool of idle ones. Documents come back as
-** (rowid, id, content, metadata); VS_CSTMT_VECTOR as (embedding) for rowid ?1. */
+** (rowid, id, content, metadata, declared columns...); VS_CSTMT_VECTOR as (embedding) for rowid ?1. */
 typedef enum VsCursorStmt {
   VS_CSTMT_SCAN,     /* every document in rowid order */
   VS_CSTMT_ROWID,    /* the document with rowid ?1 */
@@ -343,7 +356,7 @@ void vs_search_free(VsSearch *p);
 #define VS_COL_CONTENT 1
 #define VS_COL_METADATA 2
 #define VS_COL_EMBEDDING 3
-#define VS_COL_TABLE 10
+#define VS_COL_TABLE 10 /* plus the number of declared columns, which come after embedding */
 int vs_write(sqlite3_vtab *pVtab, int argc, sqlite3_value **argv, sqlite_int64 *pRowid);
 
 /* embed.c (continued): embeds text with the table's embedder (built-in hash, or the SQL function named by

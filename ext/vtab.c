@@ -1,8 +1,9 @@
 /*
 ** vtab.c: the vecstore virtual table module.
 **
-** Columns, in declaration order: id, content, metadata, embedding, then the hidden distance, score, k, fetch_k,
-** lambda_mult, search_params and a column named like the table (commands and text queries, as in FTS5).
+** Columns, in declaration order: id, content, metadata, embedding, the declared metadata columns, then the hidden
+** distance, score, k, fetch_k, lambda_mult, search_params and a column named like the table (commands and text
+** queries, as in FTS5). The COL_* values below are column kinds; col_kind() maps a column number to its kind.
 */
 #include "vecstore_int.h"
 
@@ -20,8 +21,20 @@ enum {
   COL_LAMBDA,
   COL_PARAMS,
   COL_TABLE,
-  COL_COUNT
+  COL_COUNT,
+  COL_DECLARED = COL_COUNT /* a declared metadata column */
 };
+
+/* The kind of column iCol (-1: rowid); *piDecl is the declared column's index for COL_DECLARED. */
+static int col_kind(const VsTable *pTab, int iCol, int *piDecl) {
+  int nCol = pTab->pCfg->nCol;
+  if (iCol < COL_DISTANCE) return iCol;
+  if (iCol < COL_DISTANCE + nCol) {
+    if (piDecl) *piDecl = iCol - COL_DISTANCE;
+    return COL_DECLARED;
+  }
+  return iCol - nCol;
+}
 
 /*
 ** Query plans. idxNum is the plan; idxStr has one character per argv value xFilter receives, saying what it is:
@@ -74,11 +87,14 @@ typedef struct VsCursor {
 */
 
 static int declare(sqlite3 *db, const VsConfig *pCfg) {
-  char *zSql = sqlite3_mprintf(
-      "CREATE TABLE x(id TEXT, content TEXT, metadata TEXT, embedding BLOB, distance HIDDEN REAL, score HIDDEN "
-      "REAL, k HIDDEN INTEGER, fetch_k HIDDEN INTEGER, lambda_mult HIDDEN REAL, search_params HIDDEN TEXT, "
-      "\"%w\" HIDDEN)",
-      pCfg->zName);
+  sqlite3_str *pStr = sqlite3_str_new(0);
+  sqlite3_str_appendall(pStr, "CREATE TABLE x(id TEXT, content TEXT, metadata TEXT, embedding BLOB");
+  for (int i = 0; i < pCfg->nCol; i++) {
+    sqlite3_str_appendf(pStr, ", \"%w\" %s", pCfg->aCol[i].zName, vs_coltype_name(pCfg->aCol[i].eType));
+  }
+  sqlite3_str_appendf(pStr, ", distance HIDDEN REAL, score HIDDEN REAL, k HIDDEN INTEGER, fetch_k HIDDEN INTEGER, "
+                      "lambda_mult HIDDEN REAL, search_params HIDDEN TEXT, \"%w\" HIDDEN)", pCfg->zName);
+  char *zSql = sqlite3_str_finish(pStr);
   if (zSql == 0) return SQLITE_NOMEM;
   int rc = sqlite3_declare_vtab(db, zSql);
   sqlite3_free(zSql);
@@ -170,23 +186,27 @@ static int vs_shadow_name(const char *zSuffix) {
 */
 
 static int vs_best_index(sqlite3_vtab *pVtab, sqlite3_index_info *pInfo) {
-  (void)pVtab;
+  VsTable *pTab = (VsTable *)pVtab;
   char azPlan[16];
   int nArg = 0;
   int iMatch = -1, iRowidEq = -1, iIdEq = -1, iLimit = -1, iOffset = -1;
-  int bMatchUnusable = 0, bOtherUnconsumed = 0;
+  int bMatchUnusable = 0, bOtherUnconsumed = 0, bTextMatch = 0;
   int aHidden[COL_COUNT];
   for (int i = 0; i < COL_COUNT; i++) aHidden[i] = -1;
 
   for (int i = 0; i < pInfo->nConstraint; i++) {
     const struct sqlite3_index_constraint *pC = &pInfo->aConstraint[i];
-    int bMatch = pC->op == SQLITE_INDEX_CONSTRAINT_MATCH && (pC->iColumn == COL_EMBEDDING || pC->iColumn == COL_TABLE);
+    int eKind = pC->iColumn < 0 ? -1 : col_kind(pTab, pC->iColumn, 0);
+    int bMatch = pC->op == SQLITE_INDEX_CONSTRAINT_MATCH && (eKind == COL_EMBEDDING || eKind == COL_TABLE);
     if (!pC->usable) {
       if (bMatch) bMatchUnusable = 1;
       continue;
     }
     if (bMatch) {
-      if (iMatch < 0) iMatch = i;
+      if (iMatch < 0) {
+        iMatch = i;
+        bTextMatch = eKind == COL_TABLE;
+      }
       continue;
     }
     if (pC->op == SQLITE_INDEX_CONSTRAINT_LIMIT) {
@@ -198,15 +218,15 @@ static int vs_best_index(sqlite3_vtab *pVtab, sqlite3_index_info *pInfo) {
       continue;
     }
     if (pC->op == SQLITE_INDEX_CONSTRAINT_EQ) {
-      if (pC->iColumn >= COL_K && pC->iColumn <= COL_PARAMS) {
-        if (aHidden[pC->iColumn] < 0) aHidden[pC->iColumn] = i;
+      if (eKind >= COL_K && eKind <= COL_PARAMS) {
+        if (aHidden[eKind] < 0) aHidden[eKind] = i;
         continue;
       }
-      if (pC->iColumn == -1 && iRowidEq < 0) {
+      if (eKind == -1 && iRowidEq < 0) {
         iRowidEq = i;
         continue;
       }
-      if (pC->iColumn == COL_ID && iIdEq < 0) {
+      if (eKind == COL_ID && iIdEq < 0) {
         iIdEq = i;
         continue;
       }
@@ -220,7 +240,7 @@ static int vs_best_index(sqlite3_vtab *pVtab, sqlite3_index_info *pInfo) {
   i64 nRows = 1000000;
   if (iMatch >= 0) {
     ePlan = VS_PLAN_KNN;
-    azPlan[nArg] = pInfo->aConstraint[iMatch].iColumn == COL_EMBEDDING ? 'M' : 'T';
+    azPlan[nArg] = bTextMatch ? 'T' : 'M';
     pInfo->aConstraintUsage[iMatch].argvIndex = ++nArg;
     pInfo->aConstraintUsage[iMatch].omit = 1;
     rCost = 10;
@@ -274,7 +294,8 @@ static int vs_best_index(sqlite3_vtab *pVtab, sqlite3_index_info *pInfo) {
   /* Ordering: KNN rows come by distance (score descending is the same order), scans by rowid. */
   if (pInfo->nOrderBy == 1) {
     const struct sqlite3_index_orderby *pO = &pInfo->aOrderBy[0];
-    if (ePlan == VS_PLAN_KNN && ((pO->iColumn == COL_DISTANCE && !pO->desc) || (pO->iColumn == COL_SCORE && pO->desc))) {
+    int eKind = pO->iColumn < 0 ? -1 : col_kind(pTab, pO->iColumn, 0);
+    if (ePlan == VS_PLAN_KNN && ((eKind == COL_DISTANCE && !pO->desc) || (eKind == COL_SCORE && pO->desc))) {
       pInfo->orderByConsumed = 1;
     }
     if (ePlan != VS_PLAN_KNN && pO->iColumn == -1 && !pO->desc) pInfo->orderByConsumed = 1;
@@ -580,12 +601,16 @@ static int vs_column(sqlite3_vtab_cursor *pCursor, sqlite3_context *ctx, int iCo
   VsCursor *pCur = (VsCursor *)pCursor;
   VsTable *pTab = cursor_table(pCur);
   int bKnn = pCur->ePlan == VS_PLAN_KNN;
-  switch (iCol) {
+  int iDecl = 0;
+  int eKind = col_kind(pTab, iCol, &iDecl);
+  switch (eKind) {
     case COL_ID:
     case COL_CONTENT:
-    case COL_METADATA: {
+    case COL_METADATA:
+    case COL_DECLARED: {
+      int iStmtCol = eKind == COL_DECLARED ? 4 + iDecl : 1 + eKind - COL_ID;
       int rc = bKnn ? knn_fetch_doc(pCur) : SQLITE_ROW;
-      if (rc == SQLITE_ROW) sqlite3_result_value(ctx, sqlite3_column_value(pCur->pDoc, 1 + iCol - COL_ID));
+      if (rc == SQLITE_ROW) sqlite3_result_value(ctx, sqlite3_column_value(pCur->pDoc, iStmtCol));
       return (rc == SQLITE_ROW || rc == SQLITE_DONE) ? SQLITE_OK : cursor_error(pCur, rc);
     }
     case COL_EMBEDDING:

@@ -18,6 +18,7 @@ typedef struct RowValues {
   sqlite3_value *pContent;
   char *zMeta;
   float *aVec; /* NULL: keep the stored vector (UPDATE without a new embedding) */
+  sqlite3_value **apCol; /* the declared columns' values (argv entries) */
 } RowValues;
 
 static void row_values_free(RowValues *p) {
@@ -103,6 +104,40 @@ static int parse_metadata(VsTable *pTab, sqlite3_value *pVal, char **pzMeta, cha
   return *pzMeta ? SQLITE_OK : SQLITE_NOMEM;
 }
 
+/* A declared column's value must fit its type the way a STRICT table's would: INTEGER takes integers (and
+** reals or text with an exact integer value), REAL takes numbers (and numeric text), TEXT takes text (numbers
+** are stored as text), BLOB takes anything; NULL fits every type. */
+static int check_column(const VsColumn *pCol, sqlite3_value *pVal, char **pzErr) {
+  int eType = sqlite3_value_type(pVal);
+  int eNum = eType == SQLITE_BLOB || eType == SQLITE_NULL ? eType : sqlite3_value_numeric_type(pVal);
+  int bOk = 1;
+  switch (pCol->eType) {
+    case VS_TYPE_INTEGER:
+      if (eNum == SQLITE_FLOAT) {
+        double r = sqlite3_value_double(pVal);
+        bOk = r == floor(r) && fabs(r) < 9.2e18;
+      } else {
+        bOk = eNum == SQLITE_INTEGER || eNum == SQLITE_NULL;
+      }
+      break;
+    case VS_TYPE_REAL:
+      bOk = eNum == SQLITE_INTEGER || eNum == SQLITE_FLOAT || eNum == SQLITE_NULL;
+      break;
+    case VS_TYPE_TEXT:
+      bOk = eType != SQLITE_BLOB;
+      break;
+    default:
+      break;
+  }
+  if (!bOk) {
+    const char *zText = eType == SQLITE_BLOB ? "" : (const char *)sqlite3_value_text(pVal);
+    vs_error(pzErr, "column %s is %s, received %s '%.40s'", pCol->zName, vs_coltype_name(pCol->eType),
+             type_name(eType), zText ? zText : "");
+    return SQLITE_MISMATCH;
+  }
+  return SQLITE_OK;
+}
+
 /* Reads and validates the new column values of an INSERT or UPDATE (argv as xUpdate receives it). */
 static int read_row(VsTable *pTab, sqlite3_value **argv, int bInsert, RowValues *pRow) {
   char **pzErr = &pTab->base.zErrMsg;
@@ -115,6 +150,8 @@ static int read_row(VsTable *pTab, sqlite3_value **argv, int bInsert, RowValues 
   if (rc == SQLITE_OK) rc = parse_id(argv[2 + VS_COL_ID], bInsert, &pRow->zId, pzErr);
   pRow->pContent = argv[2 + VS_COL_CONTENT];
   if (rc == SQLITE_OK) rc = parse_metadata(pTab, argv[2 + VS_COL_METADATA], &pRow->zMeta, pzErr);
+  pRow->apCol = pTab->pCfg->nCol ? &argv[2 + VS_COL_EMBEDDING + 1] : 0;
+  for (int i = 0; rc == SQLITE_OK && i < pTab->pCfg->nCol; i++) rc = check_column(&pTab->pCfg->aCol[i], pRow->apCol[i], pzErr);
   sqlite3_value *pEmb = argv[2 + VS_COL_EMBEDDING];
   if (rc == SQLITE_OK && !(bInsert == 0 && sqlite3_value_nochange(pEmb))) {
     if (sqlite3_value_type(pEmb) == SQLITE_NULL) {
@@ -152,9 +189,10 @@ static int write_row(VsTable *pTab, RowValues *pRow, int bNewDoc) {
   int rc;
   if (bNewDoc) {
     rc = vs_storage_doc_insert(pTab->pStore, &pRow->iRowid, pRow->bRowidGiven, pRow->zId, pRow->pContent,
-                               pRow->zMeta, pzErr);
+                               pRow->zMeta, pRow->apCol, pzErr);
   } else {
-    rc = vs_storage_doc_update(pTab->pStore, pRow->iRowid, pRow->zId, pRow->pContent, pRow->zMeta, pzErr);
+    rc = vs_storage_doc_update(pTab->pStore, pRow->iRowid, pRow->zId, pRow->pContent, pRow->zMeta, pRow->apCol,
+                               pzErr);
   }
   if (rc == SQLITE_OK && pRow->iRowid == VS_TOMBSTONE) {
     vs_error(pzErr, "rowid %lld is reserved", pRow->iRowid);
@@ -258,7 +296,7 @@ int vs_write(sqlite3_vtab *pVtab, int argc, sqlite3_value **argv, sqlite_int64 *
     if (rc == SQLITE_OK) rc = vs_storage_doc_exists(pTab->pStore, iRowid, &bExists);
     if (rc == SQLITE_OK && bExists) rc = delete_rowid(pTab, iRowid);
   } else if (sqlite3_value_type(argv[0]) == SQLITE_NULL) {
-    sqlite3_value *pCommand = argv[2 + VS_COL_TABLE];
+    sqlite3_value *pCommand = argv[2 + VS_COL_TABLE + pTab->pCfg->nCol];
     rc = sqlite3_value_type(pCommand) != SQLITE_NULL ? vs_command(pTab, pCommand) : insert_row(pTab, argv, pRowid);
   } else {
     rc = update_row(pTab, argv);
