@@ -115,14 +115,31 @@ double take(std::vector<Param> &params, const char *name, double dflt) {
   return v;
 }
 
+/* Faiss 1.7.3's HNSW sizes its candidate queue from the index's own efSearch even when SearchParametersHNSW
+** carries another (HNSW::search: ef = max(efSearch, k)), so a larger per-query efSearch would be capped. The
+** index belongs to one connection and is searched by one thread at a time, so the field is set for the call
+** and put back by this guard. */
+struct EfSearchGuard {
+  faiss::IndexHNSW *hnsw = nullptr;
+  int saved = 0;
+  void set(const faiss::IndexHNSW *index, int ef) {
+    hnsw = const_cast<faiss::IndexHNSW *>(index);
+    saved = hnsw->hnsw.efSearch;
+    hnsw->hnsw.efSearch = ef;
+  }
+  ~EfSearchGuard() {
+    if (hnsw) hnsw->hnsw.efSearch = saved;
+  }
+};
+
 /* Builds the SearchParameters for index (owned by holder), consuming the parameter names it knows. Returns
 ** nullptr for index types whose search takes no parameters at all; *known lists the names accepted. */
 faiss::SearchParameters *build_params(const faiss::Index *index, std::vector<Param> &params,
                                       faiss::IDSelector *sel,
                                       std::vector<std::unique_ptr<faiss::SearchParameters>> &holder,
-                                      std::string &known) {
+                                      std::string &known, EfSearchGuard *guard) {
   if (auto pt = dynamic_cast<const faiss::IndexPreTransform *>(index)) {
-    faiss::SearchParameters *inner = build_params(pt->index, params, sel, holder, known);
+    faiss::SearchParameters *inner = build_params(pt->index, params, sel, holder, known, guard);
     if (inner == nullptr) return nullptr;
     auto p = std::make_unique<faiss::SearchParametersPreTransform>();
     p->index_params = inner;
@@ -133,6 +150,7 @@ faiss::SearchParameters *build_params(const faiss::Index *index, std::vector<Par
     auto p = std::make_unique<faiss::SearchParametersHNSW>();
     p->efSearch = (int)take(params, "efSearch", hnsw->hnsw.efSearch);
     p->sel = sel;
+    if (guard && p->efSearch != hnsw->hnsw.efSearch) guard->set(hnsw, p->efSearch);
     known = "efSearch";
     holder.push_back(std::move(p));
     return holder.back().get();
@@ -182,7 +200,8 @@ int vs_faiss_search(FaissIndex_H *pIndex, VsFaissSearch *pReq, char **pzErr) {
     std::unique_ptr<CallbackSelector> sel;
     if (pReq->xKeep) sel = std::make_unique<CallbackSelector>(pReq->xKeep, pReq->pKeepCtx);
     std::vector<std::unique_ptr<faiss::SearchParameters>> holder;
-    faiss::SearchParameters *sp = build_params(index, params, sel.get(), holder, known);
+    EfSearchGuard guard;
+    faiss::SearchParameters *sp = build_params(index, params, sel.get(), holder, known, &guard);
     if (!check_all_used(params, known, err)) {
       set_error(pzErr, err);
       return SQLITE_ERROR;
@@ -208,7 +227,7 @@ int vs_faiss_check_params(FaissIndex_H *pIndex, const char *zParams, char **pzEr
     std::string err, known;
     std::vector<std::unique_ptr<faiss::SearchParameters>> holder;
     if (!parse_params(zParams, params, err) ||
-        (build_params(index, params, nullptr, holder, known), !check_all_used(params, known, err))) {
+        (build_params(index, params, nullptr, holder, known, nullptr), !check_all_used(params, known, err))) {
       set_error(pzErr, err);
       return SQLITE_ERROR;
     }

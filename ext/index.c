@@ -77,7 +77,7 @@ int vs_index_new(int nDim, VsMetric eMetric, const char *zDesc, VsIndex **ppIdx,
     p->bExact = faiss_IndexFlat_cast(pReal) != 0;
   } else {
     p->nTrainMin = vs_faiss_train_minimum((VsFaissIndex *)pReal);
-    faiss_Index_free(pReal);
+    p->pShape = (VsFaissIndex *)pReal;
     FaissIndex *pFlat = 0;
     rc = factory(nDim, eMetric, "Flat", &pFlat, pzErr);
     p->pFaiss = (VsFaissIndex *)pFlat;
@@ -96,6 +96,7 @@ int vs_index_new(int nDim, VsMetric eMetric, const char *zDesc, VsIndex **ppIdx,
 void vs_index_free(VsIndex *p) {
   if (p == 0) return;
   if (p->pFaiss) faiss_Index_free(as_faiss(p->pFaiss));
+  if (p->pShape) faiss_Index_free(as_faiss(p->pShape));
   sqlite3_free(p->zDesc);
   sqlite3_free(p->aRowid);
   vs_i64map_clear(&p->live);
@@ -185,6 +186,8 @@ int vs_index_train(VsIndex *p, i64 n, const float *aVec, char **pzErr) {
     return rc;
   }
   faiss_Index_free(as_faiss(p->pFaiss));
+  if (p->pShape) faiss_Index_free(as_faiss(p->pShape));
+  p->pShape = 0;
   p->pFaiss = (VsFaissIndex *)pReal;
   p->bStandIn = 0;
   p->bExact = faiss_IndexFlat_cast(pReal) != 0;
@@ -193,18 +196,6 @@ int vs_index_train(VsIndex *p, i64 n, const float *aVec, char **pzErr) {
 
 i64 vs_index_train_minimum(const VsIndex *p) { return p->bStandIn ? p->nTrainMin : 0; }
 
-/* The training minimum of the real index behind a stand-in (computed once: it builds an index). */
-static i64 compute_train_minimum(int nDim, VsMetric eMetric, const char *zDesc) {
-  FaissIndex *pReal = 0;
-  char *zErr = 0;
-  i64 n = 1;
-  if (factory(nDim, eMetric, zDesc, &pReal, &zErr) == SQLITE_OK) {
-    n = vs_faiss_train_minimum((VsFaissIndex *)pReal);
-    faiss_Index_free(pReal);
-  }
-  sqlite3_free(zErr);
-  return n;
-}
 
 /* Automatic training at commit: Faiss's k-means wants about 39 points per centroid, so a trainable index is
 ** trained once the table holds max(1000, 39 * minimum) vectors (IVF256: 9,984; PQ with 8 bits: 9,984). */
@@ -257,6 +248,8 @@ int vs_index_search(VsIndex *p, const float *aQuery, i64 k, const char *zParams,
   i64 *aLabel = sqlite3_malloc64((sqlite3_uint64)k * sizeof(i64));
   int rc = (aRawDist && aLabel) ? SQLITE_OK : SQLITE_NOMEM;
   KeepCtx keep = {p, xKeep, pCtx};
+  /* The exact stand-in takes no parameters, but they must still be valid for the index it stands in for. */
+  if (rc == SQLITE_OK && p->bStandIn && p->pShape && zParams) rc = vs_faiss_check_params(p->pShape, zParams, pzErr);
   if (rc == SQLITE_OK) {
     int bSelect = xKeep != 0 || p->nTomb > 0;
     VsFaissSearch req = {aIn, k, p->bStandIn ? 0 : zParams, bSelect ? keep_label : 0, &keep, aRawDist, aLabel};
@@ -364,7 +357,15 @@ int vs_index_read(FILE *f, i64 nByte, int nDim, VsMetric eMetric, VsIndex **ppId
       }
     }
   }
-  if (rc == SQLITE_OK && p->bStandIn) p->nTrainMin = compute_train_minimum(nDim, eMetric, p->zDesc);
+  if (rc == SQLITE_OK && p->bStandIn) {
+    char *zIgnored = 0;
+    FaissIndex *pShape = 0;
+    if (factory(nDim, eMetric, p->zDesc, &pShape, &zIgnored) == SQLITE_OK) {
+      p->pShape = (VsFaissIndex *)pShape;
+      p->nTrainMin = vs_faiss_train_minimum(p->pShape);
+    }
+    sqlite3_free(zIgnored);
+  }
   if (rc == SQLITE_OK && p->nTomb != h.nTomb) {
     vs_error(pzErr, "the index snapshot counts %lld tombstones but holds %lld", (long long)h.nTomb, p->nTomb);
     rc = SQLITE_CORRUPT;

@@ -150,6 +150,7 @@ typedef struct VsIndex {
   VsI64Map live;   /* rowid -> label of live vectors */
   int bExact;      /* searches are exhaustive (Flat, or the stand-in) */
   i64 nTrainMin;   /* for a stand-in: the fewest vectors the real index trains on */
+  VsFaissIndex *pShape; /* for a stand-in: the real index, untrained (validates search parameters) */
 } VsIndex;
 
 /* Creates an empty index for desc (the stand-in when desc needs training). */
