@@ -94,6 +94,9 @@ static int add_column(VsConfig *pCfg, const char *zArg, char **pzErr) {
     vs_error(pzErr, "expected an option key = value or a column declaration such as 'page INTEGER', received '%s'",
              zDecl);
     rc = SQLITE_ERROR;
+  } else if (strpbrk(zName, "{}") != 0) {
+    vs_error(pzErr, "column name '%s' may not contain { or }", zName);
+    rc = SQLITE_ERROR;
   } else if (sqlite3_stricmp(zType, "INTEGER") == 0 || sqlite3_stricmp(zType, "INT") == 0) {
     eType = VS_TYPE_INTEGER;
   } else if (sqlite3_stricmp(zType, "REAL") == 0 || sqlite3_stricmp(zType, "FLOAT") == 0 ||

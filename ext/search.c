@@ -195,6 +195,24 @@ int vs_search_start_among(VsTable *pTab, const float *aQuery, const i64 *aRowid,
   return SQLITE_OK;
 }
 
+int vs_search_from_list(VsTable *pTab, const i64 *aRowid, const double *aDist, i64 n, VsSearch **pp) {
+  *pp = 0;
+  VsSearch *p = sqlite3_malloc(sizeof(*p));
+  if (p == 0) return SQLITE_NOMEM;
+  memset(p, 0, sizeof(*p));
+  p->pTab = pTab;
+  p->eStage = STAGE_EXACT;
+  vs_i64map_init(&p->emitted);
+  int rc = SQLITE_OK;
+  for (i64 i = 0; rc == SQLITE_OK && i < n; i++) rc = candidate_push(&p->batch, aRowid[i], aDist[i]);
+  if (rc != SQLITE_OK) {
+    vs_search_free(p);
+    return rc;
+  }
+  *pp = p;
+  return SQLITE_OK;
+}
+
 /* Makes p->batch hold a committed candidate if any remain, moving through the stages. */
 static int refill(VsSearch *p) {
   while (p->eStage != STAGE_DONE && p->batch.iNext >= p->batch.n) {

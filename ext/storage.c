@@ -431,6 +431,15 @@ static const char *const azCursorSql[VS_CSTMT_COUNT] = {
     [VS_CSTMT_VECTOR] = "SELECT embedding FROM {vectors} WHERE rowid = ?1",
 };
 
+int vs_storage_prepare(VsStorage *p, const char *zTemplate, sqlite3_stmt **pp) {
+  char *zSql = expand_sql(p, zTemplate);
+  *pp = 0;
+  if (zSql == 0) return SQLITE_NOMEM;
+  int rc = sqlite3_prepare_v2(p->db, zSql, -1, pp, 0);
+  sqlite3_free(zSql);
+  return rc;
+}
+
 int vs_storage_cursor_stmt(VsStorage *p, VsCursorStmt e, sqlite3_stmt **pp) {
   if (p->aIdle[e]) {
     *pp = p->aIdle[e];

@@ -248,6 +248,10 @@ int vs_storage_doc_rowid_of_id(VsStorage *p, const char *zId, i64 *piRowid, int 
 int vs_storage_doc_delete(VsStorage *p, i64 iRowid);
 int vs_storage_doc_update(VsStorage *p, i64 iRowid, const char *zId, sqlite3_value *pContent,
                           const char *zMeta, sqlite3_value **apCol, char **pzErr);
+/* Prepares a statement on the shadow tables: {docs}, {vectors}... name them, {cols} lists the declared
+** columns (", c1, c2"). */
+int vs_storage_prepare(VsStorage *p, const char *zTemplate, sqlite3_stmt **pp);
+
 /* Statements owned by one cursor at a time, kept in a small pool of idle ones. Documents come back as
 ** (rowid, id, content, metadata, declared columns...); VS_CSTMT_VECTOR as (embedding) for rowid ?1. */
 typedef enum VsCursorStmt {
@@ -346,9 +350,51 @@ typedef struct VsSearch VsSearch;
 int vs_search_start(VsTable *pTab, const float *aQuery, i64 nFirstBatch, const char *zParams, VsSearch **pp);
 /* Searches only the rows aRowid[0..n) (distinct), exactly. */
 int vs_search_start_among(VsTable *pTab, const float *aQuery, const i64 *aRowid, i64 nRowid, VsSearch **pp);
+/* A stream of the given rows in the given order (MMR picks), with the given distances. */
+int vs_search_from_list(VsTable *pTab, const i64 *aRowid, const double *aDist, i64 n, VsSearch **pp);
 /* The next row; *pbEof set when there is none. */
 int vs_search_next(VsSearch *p, i64 *piRowid, double *prDist, int *pbEof);
 void vs_search_free(VsSearch *p);
+
+/**************************************************************************************************
+** plan.c: xBestIndex and the plan encoding (documented there).
+*/
+/* Column kinds. Columns are id, content, metadata, embedding, the declared columns, then the hidden ones. */
+enum {
+  VS_KIND_ROWID = -1,
+  VS_KIND_ID = 0,
+  VS_KIND_CONTENT,
+  VS_KIND_METADATA,
+  VS_KIND_EMBEDDING,
+  VS_KIND_DISTANCE,
+  VS_KIND_SCORE,
+  VS_KIND_K,
+  VS_KIND_FETCH_K,
+  VS_KIND_LAMBDA,
+  VS_KIND_PARAMS,
+  VS_KIND_TABLE,
+  VS_KIND_COUNT,
+  VS_KIND_DECLARED = VS_KIND_COUNT
+};
+#define VS_PLAN_SCAN 0
+#define VS_PLAN_ROWID 1
+#define VS_PLAN_ID 2
+#define VS_PLAN_KNN 3
+
+/* The kind of column number iCol (-1 for the rowid); *piDecl gets a declared column's index. */
+int vs_col_kind(const VsTable *pTab, int iCol, int *piDecl);
+int vs_best_index(sqlite3_vtab *pVtab, sqlite3_index_info *pInfo);
+
+/**************************************************************************************************
+** cursor.c: xOpen, xFilter, xNext, xEof, xColumn, xRowid, xClose.
+*/
+int vs_cursor_open(sqlite3_vtab *pVtab, sqlite3_vtab_cursor **ppCursor);
+int vs_cursor_close(sqlite3_vtab_cursor *pCursor);
+int vs_cursor_filter(sqlite3_vtab_cursor *pCursor, int idxNum, const char *idxStr, int argc, sqlite3_value **argv);
+int vs_cursor_next(sqlite3_vtab_cursor *pCursor);
+int vs_cursor_eof(sqlite3_vtab_cursor *pCursor);
+int vs_cursor_column(sqlite3_vtab_cursor *pCursor, sqlite3_context *ctx, int iCol);
+int vs_cursor_rowid(sqlite3_vtab_cursor *pCursor, sqlite_int64 *pRowid);
 
 /**************************************************************************************************
 ** write.c: xUpdate (INSERT, UPDATE, DELETE and INSERT OR REPLACE/IGNORE) for vtab.c.
@@ -369,6 +415,14 @@ int vs_embed_text(VsTable *pTab, sqlite3_value *pText, float **paVec, char **pzE
 ** 'search_params=...').
 */
 int vs_command(VsTable *pTab, sqlite3_value *pCommand);
+
+/**************************************************************************************************
+** mmr.c: maximal marginal relevance (LangChain's algorithm).
+*/
+/* Picks up to k of the n candidates aVec (n x nDim, in candidate order) for aQuery; aPick receives candidate
+** indexes in pick order, *pnPick their count. rLambda: 1 = relevance only, 0 = diversity only. */
+int vs_mmr_select(const float *aQuery, const float *aVec, int n, int nDim, int k, double rLambda, int *aPick,
+                  int *pnPick);
 
 /**************************************************************************************************
 ** vtab.c: the module.
