@@ -52,6 +52,8 @@ __attribute__((visibility("default"))) int sqlite3_vecstore_init(sqlite3 *db, ch
                                    0, version_func, 0, 0);
   if (rc == SQLITE_OK) rc = vs_vector_register(db);
   if (rc == SQLITE_OK) rc = vs_embed_register(db);
+  if (rc == SQLITE_OK) rc = vs_split_register(db);
+  if (rc == SQLITE_OK) rc = vs_filter_register(db);
   if (rc == SQLITE_OK) rc = vs_vtab_register(db);
   if (rc != SQLITE_OK && pzErrMsg && *pzErrMsg == 0) {
     *pzErrMsg = sqlite3_mprintf("vecstore: registration failed: %s", sqlite3_errstr(rc));

@@ -58,6 +58,17 @@ int vs_embed_hash(const char *zText, int nText, int nDim, float *aOut);
 int vs_embed_register(sqlite3 *db);
 
 /**************************************************************************************************
+** split.c: vecstore_split(text, chunk_size [, chunk_overlap [, separator]]), table-valued, LangChain's
+** CharacterTextSplitter.
+*/
+int vs_split_register(sqlite3 *db);
+
+/**************************************************************************************************
+** filter.c: vecstore_filter(metadata, filter), LangChain's metadata filter language.
+*/
+int vs_filter_register(sqlite3 *db);
+
+/**************************************************************************************************
 ** i64map.c: open-addressing hash map from int64 keys to int64 values.
 */
 typedef struct VsI64Map {
