@@ -39,7 +39,7 @@ EXT_CXX_SOURCES := $(wildcard ext/*.cpp)
 EXT_OBJECTS := $(EXT_SOURCES:ext/%.c=$(BUILD)/obj/%.o) $(EXT_CXX_SOURCES:ext/%.cpp=$(BUILD)/obj/%.o)
 EXT_HEADERS := $(wildcard ext/*.h)
 
-.PHONY: all deps test clean valgrind
+.PHONY: all deps test clean valgrind demo
 
 all: $(BUILD)/vecstore.so
 
@@ -98,6 +98,11 @@ $(BUILD)/obj/%.o: ext/%.cpp $(EXT_HEADERS) | deps
 $(BUILD)/vecstore.so: $(EXT_OBJECTS) | deps
 	$(CXX) -shared -o $@ $(EXT_OBJECTS) -Wl,--exclude-libs,ALL -Wl,--no-undefined -Wl,-z,nodelete $(LDLIBS_EXT)
 
+# The LangChain FAISS walkthrough in SQL, in the sqlite3 shell, with readable output.
+demo: $(BUILD)/vecstore.so
+	@rm -f $(BUILD)/demo.db $(BUILD)/demo-other.db $(BUILD)/demo-copy.db
+	sqlite3 $(BUILD)/demo.db < sql/walkthrough.sql
+
 clean:
 	rm -rf $(BUILD)
 
@@ -121,3 +126,26 @@ test: $(BUILD)/vecstore.so $(TEST_BINS)
 
 valgrind: $(BUILD)/vecstore.so $(TEST_BINS)
 	@VALGRIND=1 bash tests/run.sh $(TEST_BINS)
+
+# ---------------------------------------------------------------------------------------------------------------
+# bench (tests/bench): vecstore, raw Faiss and the peers (sqlite-vec, sqlite-vss) side by side in one run.
+#   make bench                    full run (1M-row sets; about half an hour on 2 cores)
+#   BENCH_SCALE=small make bench  quick run (under two minutes)
+#   make bench-plot               recall against latency curves of the last run: build/bench.png
+# The peers are prebuilt binaries installed with npm into $(CACHE_DIR)/peers (outside the clone); a peer that
+# cannot be installed or loaded is skipped with a note. Output: Markdown on stdout, build/bench.json.
+BENCH_BIN := $(BUILD)/bench/bench
+BENCH_CFLAGS := -std=c11 -O2 -g -fopenmp -Wall -Wextra -Werror -Wno-format-truncation -D_GNU_SOURCE -isystem $(FAISS_DIR)/include
+
+$(BENCH_BIN): tests/bench/bench.c | deps
+	@mkdir -p $(dir $@)
+	$(CC) $(BENCH_CFLAGS) -o $@ $< $(FAISS_C_LIB) $(FAISS_CORE_LIB) -lsqlite3 -lopenblas -llapack -fopenmp \
+	  -lstdc++ -lm -ldl -lpthread
+
+.PHONY: bench bench-plot
+bench: $(BUILD)/vecstore.so $(BENCH_BIN)
+	@PEERS_DIR=$(CACHE_DIR)/peers bash tests/bench/run.sh $(BENCH_BIN)
+
+bench-plot:
+	@bash tests/bench/plot.sh $(BUILD)/bench.json $(BUILD)/bench.png
+# end of bench section
