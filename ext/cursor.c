@@ -250,16 +250,21 @@ static int search_filtered(VsCursor *pCur, const float *aQuery, i64 nFirst) {
   VsTable *pTab = cursor_table(pCur);
   sqlite3_stmt *pStmt = 0;
   int rc = vs_sync_read(pTab);
+  if (rc != SQLITE_OK) return rc;
+  double rRows = (double)vs_index_count(pTab->pIdx) + (double)pTab->pending.last.nUsed;
+  double rWant = pCur->bLambda ? (pCur->nFetchK >= 0 ? pCur->nFetchK : VS_MMR_DEFAULT_FETCH_K) : (double)nFirst;
+  i64 nExactMax = (i64)sqrt((rWant < 1 ? 1 : rWant) * rRows);
+  if (nExactMax < 256) nExactMax = 256;
+  /* Count the matches only up to the threshold, so a condition most rows meet costs little. */
   i64 nMatch = 0;
-  if (rc == SQLITE_OK) rc = prepare_filtered(pCur, "SELECT count(*) FROM {docs} WHERE ", "", &pStmt);
+  char *zAfter = sqlite3_mprintf(" LIMIT %lld)", nExactMax + 1);
+  rc = zAfter ? prepare_filtered(pCur, "SELECT count(*) FROM (SELECT 1 FROM {docs} WHERE ", zAfter, &pStmt) : SQLITE_NOMEM;
+  sqlite3_free(zAfter);
   if (rc == SQLITE_OK && sqlite3_step(pStmt) == SQLITE_ROW) nMatch = sqlite3_column_int64(pStmt, 0);
   if (pStmt) rc = sqlite3_finalize(pStmt);
   pStmt = 0;
   if (rc != SQLITE_OK) return rc;
-  double rRows = (double)vs_index_count(pTab->pIdx) + (double)pTab->pending.last.nUsed;
-  double rWant = pCur->bLambda ? (pCur->nFetchK >= 0 ? pCur->nFetchK : VS_MMR_DEFAULT_FETCH_K) : (double)nFirst;
-  double rExactMax = sqrt((rWant < 1 ? 1 : rWant) * rRows);
-  if ((double)nMatch <= rExactMax || nMatch <= 256) {
+  if (nMatch <= nExactMax) {
     VsI64Map set;
     vs_i64map_init(&set);
     rc = prepare_filtered(pCur, "SELECT rowid FROM {docs} WHERE ", "", &pStmt);
