@@ -486,7 +486,12 @@ int vs_cursor_filter(sqlite3_vtab_cursor *pCursor, int idxNum, const char *idxSt
     return doc_step(pCur);
   }
 
-  /* A search. */
+  /* A search. Per-query parameters are checked whatever path the search takes. */
+  if (pCur->zParams) {
+    rc = vs_sync_read(pTab);
+    if (rc == SQLITE_OK) rc = vs_index_check_params(pTab->pIdx, pCur->zParams, &pTab->base.zErrMsg);
+    if (rc != SQLITE_OK) return cursor_error(pCur, rc);
+  }
   float *aQuery = 0;
   int nDim = 0;
   if (bText) {

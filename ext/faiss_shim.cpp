@@ -14,6 +14,7 @@
 #include <faiss/impl/IDSelector.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
@@ -45,6 +46,7 @@ int vs_faiss_check_params(FaissIndex_H *pIndex, const char *zParams, char **pzEr
 int vs_faiss_apply_params(FaissIndex_H *pIndex, const char *zParams, char **pzErr);
 void vs_faiss_threads(int nThread);
 vs_i64 vs_faiss_train_minimum(FaissIndex_H *pIndex);
+int vs_faiss_ivf_probe(FaissIndex_H *pIndex, const char *zParams, vs_i64 *pnProbe, vs_i64 *pnList);
 }
 
 namespace {
@@ -137,9 +139,9 @@ struct EfSearchGuard {
 faiss::SearchParameters *build_params(const faiss::Index *index, std::vector<Param> &params,
                                       faiss::IDSelector *sel,
                                       std::vector<std::unique_ptr<faiss::SearchParameters>> &holder,
-                                      std::string &known, EfSearchGuard *guard) {
+                                      std::string &known, EfSearchGuard *guard, vs_i64 k) {
   if (auto pt = dynamic_cast<const faiss::IndexPreTransform *>(index)) {
-    faiss::SearchParameters *inner = build_params(pt->index, params, sel, holder, known, guard);
+    faiss::SearchParameters *inner = build_params(pt->index, params, sel, holder, known, guard, k);
     if (inner == nullptr) return nullptr;
     auto p = std::make_unique<faiss::SearchParametersPreTransform>();
     p->index_params = inner;
@@ -149,6 +151,9 @@ faiss::SearchParameters *build_params(const faiss::Index *index, std::vector<Par
   if (auto hnsw = dynamic_cast<const faiss::IndexHNSW *>(index)) {
     auto p = std::make_unique<faiss::SearchParametersHNSW>();
     p->efSearch = (int)take(params, "efSearch", hnsw->hnsw.efSearch);
+    /* HNSW stops once efSearch candidates lie below the current one, whatever k is: a batch deeper than
+    ** efSearch (the streaming cursor's later batches) searches with ef = k so its tail is as good as its head. */
+    if (k > p->efSearch) p->efSearch = (int)std::min<vs_i64>(k, 1 << 20);
     p->sel = sel;
     if (guard && p->efSearch != hnsw->hnsw.efSearch) guard->set(hnsw, p->efSearch);
     known = "efSearch";
@@ -201,7 +206,7 @@ int vs_faiss_search(FaissIndex_H *pIndex, VsFaissSearch *pReq, char **pzErr) {
     if (pReq->xKeep) sel = std::make_unique<CallbackSelector>(pReq->xKeep, pReq->pKeepCtx);
     std::vector<std::unique_ptr<faiss::SearchParameters>> holder;
     EfSearchGuard guard;
-    faiss::SearchParameters *sp = build_params(index, params, sel.get(), holder, known, &guard);
+    faiss::SearchParameters *sp = build_params(index, params, sel.get(), holder, known, &guard, pReq->k);
     if (!check_all_used(params, known, err)) {
       set_error(pzErr, err);
       return SQLITE_ERROR;
@@ -227,7 +232,7 @@ int vs_faiss_check_params(FaissIndex_H *pIndex, const char *zParams, char **pzEr
     std::string err, known;
     std::vector<std::unique_ptr<faiss::SearchParameters>> holder;
     if (!parse_params(zParams, params, err) ||
-        (build_params(index, params, nullptr, holder, known, nullptr), !check_all_used(params, known, err))) {
+        (build_params(index, params, nullptr, holder, known, nullptr, 0), !check_all_used(params, known, err))) {
       set_error(pzErr, err);
       return SQLITE_ERROR;
     }
@@ -287,4 +292,17 @@ vs_i64 vs_faiss_train_minimum(FaissIndex_H *pIndex) {
   }
   if (auto pq = dynamic_cast<const faiss::IndexPQ *>(index)) n = (vs_i64)pq->pq.ksub;
   return n;
+}
+
+int vs_faiss_ivf_probe(FaissIndex_H *pIndex, const char *zParams, vs_i64 *pnProbe, vs_i64 *pnList) {
+  const faiss::Index *index = reinterpret_cast<const faiss::Index *>(pIndex);
+  while (auto pt = dynamic_cast<const faiss::IndexPreTransform *>(index)) index = pt->index;
+  auto ivf = dynamic_cast<const faiss::IndexIVF *>(index);
+  if (ivf == nullptr) return 0;
+  std::vector<Param> params;
+  std::string err;
+  *pnProbe = (vs_i64)ivf->nprobe;
+  if (parse_params(zParams, params, err)) *pnProbe = (vs_i64)take(params, "nprobe", (double)ivf->nprobe);
+  *pnList = (vs_i64)ivf->nlist;
+  return 1;
 }

@@ -205,6 +205,11 @@ i64 vs_index_train_threshold(const VsIndex *p) {
   return nMin * 39 > 1000 ? nMin * 39 : 1000;
 }
 
+int vs_index_check_params(VsIndex *p, const char *zParams, char **pzErr) {
+  VsFaissIndex *pReal = p->bStandIn ? p->pShape : p->pFaiss;
+  return pReal ? vs_faiss_check_params(pReal, zParams, pzErr) : SQLITE_OK;
+}
+
 int vs_index_apply_params(VsIndex *p, const char *zParams, char **pzErr) {
   if (p->bStandIn) return SQLITE_OK;
   return vs_faiss_apply_params(p->pFaiss, zParams, pzErr);

@@ -167,15 +167,6 @@ int vs_best_index(sqlite3_vtab *pVtab, sqlite3_index_info *pInfo) {
     }
     nUnconsumed++;
   }
-  if (iLimit >= 0 && nUnconsumed == 0) {
-    take(&b, iLimit, "limit");
-    pInfo->aConstraintUsage[iLimit].omit = 0;
-    if (iOffset >= 0) {
-      take(&b, iOffset, "offset");
-      pInfo->aConstraintUsage[iOffset].omit = 0;
-    }
-  }
-
   /* Ordering: KNN rows come by distance (score descending is the same order) unless MMR reorders them; scans
   ** come by rowid. */
   if (pInfo->nOrderBy == 1) {
@@ -187,6 +178,16 @@ int vs_best_index(sqlite3_vtab *pVtab, sqlite3_index_info *pInfo) {
     }
     if (ePlan != VS_PLAN_KNN && eKind == VS_KIND_ROWID && !pO->desc) pInfo->orderByConsumed = 1;
   }
+  /* LIMIT caps what the table produces: only right when SQLite neither filters nor re-sorts the rows. */
+  if (iLimit >= 0 && nUnconsumed == 0 && (pInfo->nOrderBy == 0 || pInfo->orderByConsumed)) {
+    take(&b, iLimit, "limit");
+    pInfo->aConstraintUsage[iLimit].omit = 0;
+    if (iOffset >= 0) {
+      take(&b, iOffset, "offset");
+      pInfo->aConstraintUsage[iOffset].omit = 0;
+    }
+  }
+
   pInfo->idxNum = ePlan;
   pInfo->idxStr = sqlite3_str_finish(b.pStr);
   pInfo->needToFreeIdxStr = 1;

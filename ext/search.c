@@ -5,9 +5,11 @@
 ** rows the open transaction touched, and rows already returned; when a batch is used up the index is asked
 ** again for twice as many; (2) the transaction's pending vectors, scored exactly up front; (3) once an
 ** approximate index would be asked for more than half its labels, an exact scan of the stored vectors returns
-** everything not returned yet. Each stage returns rows in non-decreasing distance; a row an approximate batch
-** missed and the exact stage finds is returned then, after farther rows (nothing is ever lost, and exact
-** indexes never need the third stage). A search among given rows (rowid/id IN) scores just those, exactly.
+** everything not returned yet. Exact indexes return rows in non-decreasing distance. With an approximate index
+** a row an earlier batch missed is returned as soon as a deeper batch (or the exact stage) finds it, after
+** farther rows: nothing is ever lost, and the order is as approximate as the index. Deeper HNSW batches search
+** with ef = k and deeper IVF batches probe twice as many lists, so such rows are few. A search among given rows
+** (rowid/id IN) scores just those, exactly.
 */
 #include "vecstore_int.h"
 
@@ -28,10 +30,11 @@ struct VsSearch {
   CandidateList pending; /* the transaction's own vectors, sorted */
   CandidateList batch;   /* the current index batch */
   i64 nBatchAsked;       /* k of the current index batch (0: none yet) */
+  i64 nBatchFound;       /* rows the index returned for it */
+  i64 nProbe;            /* IVF: nprobe of the current batch (widened with each batch), 0 otherwise */
+  i64 nList;
   int eStage;            /* STAGE_INDEX, STAGE_EXACT, STAGE_DONE for the committed rows */
   VsI64Map emitted;      /* committed rowids already returned */
-  double rLast;          /* distance of the last row returned */
-  int bAny;
 };
 
 enum { STAGE_INDEX = 0, STAGE_EXACT = 1, STAGE_DONE = 2 };
@@ -81,6 +84,14 @@ static int keep_committed(void *pCtx, i64 iRowid) {
   return p->emitted.nUsed == 0 || !vs_i64map_get(&p->emitted, iRowid, &iDummy);
 }
 
+/* Index selector for approximate indexes: only rows the transaction touched are excluded. Excluding rows
+** already returned as well would starve graph searches (HNSW stops once its queue holds only excluded nodes),
+** so those are skipped after each batch instead. */
+static int keep_untouched(void *pCtx, i64 iRowid) {
+  VsSearch *p = (VsSearch *)pCtx;
+  return vs_pending_get(&p->pTab->pending, iRowid) == 0;
+}
+
 /* Scores every live pending vector exactly. */
 static int score_pending(VsSearch *p) {
   const VsPending *pP = &p->pTab->pending;
@@ -111,12 +122,21 @@ static int fetch_batch(VsSearch *p, i64 nAsk) {
   i64 *aRowid = sqlite3_malloc64((sqlite3_uint64)nAsk * sizeof(i64));
   i64 n = 0;
   int rc = (aDist && aRowid) ? SQLITE_OK : SQLITE_NOMEM;
+  char *zBatchParams = 0;
+  if (rc == SQLITE_OK && p->nProbe > 0) { /* IVF: each deeper batch probes twice as many lists */
+    zBatchParams = sqlite3_mprintf("%s%snprobe=%lld", p->zParams ? p->zParams : "", p->zParams ? "," : "", p->nProbe);
+    if (zBatchParams == 0) rc = SQLITE_NOMEM;
+  }
   if (rc == SQLITE_OK) {
     /* A selector costs a call per candidate in exhaustive scans: pass one only when something is excluded. */
-    int bFilter = !vs_pending_is_empty(&p->pTab->pending) || p->emitted.nUsed > 0;
-    rc = vs_index_search(pIdx, p->aQuery, nAsk, p->zParams, bFilter ? keep_committed : 0, p, aDist, aRowid, &n,
-                         &p->pTab->base.zErrMsg);
+    int (*xKeep)(void *, i64) = 0;
+    if (pIdx->bExact && (!vs_pending_is_empty(&p->pTab->pending) || p->emitted.nUsed > 0)) xKeep = keep_committed;
+    if (!pIdx->bExact && !vs_pending_is_empty(&p->pTab->pending)) xKeep = keep_untouched;
+    rc = vs_index_search(pIdx, p->aQuery, nAsk, zBatchParams ? zBatchParams : p->zParams, xKeep, p, aDist, aRowid,
+                         &n, &p->pTab->base.zErrMsg);
   }
+  sqlite3_free(zBatchParams);
+  p->nBatchFound = n;
   for (i64 i = 0; rc == SQLITE_OK && i < n; i++) {
     if (keep_committed(p, aRowid[i])) rc = candidate_push(&p->batch, aRowid[i], aDist[i]);
   }
@@ -157,6 +177,12 @@ int vs_search_start(VsTable *pTab, const float *aQuery, i64 nFirstBatch, const c
   if (rc == SQLITE_OK && zParams && zParams[0]) {
     p->zParams = sqlite3_mprintf("%s", zParams);
     if (p->zParams == 0) rc = SQLITE_NOMEM;
+  }
+  if (rc == SQLITE_OK && p->zParams) rc = vs_index_check_params(pTab->pIdx, p->zParams, &pTab->base.zErrMsg);
+  if (rc == SQLITE_OK && !pTab->pIdx->bStandIn && vs_faiss_ivf_probe(pTab->pIdx->pFaiss, p->zParams, &p->nProbe, &p->nList)) {
+    if (p->nProbe < 1) p->nProbe = 1;
+  } else {
+    p->nProbe = 0;
   }
   if (rc == SQLITE_OK) rc = score_pending(p);
   if (rc == SQLITE_OK) rc = fetch_batch(p, nFirstBatch > 0 ? nFirstBatch : 16);
@@ -231,11 +257,14 @@ static int refill(VsSearch *p) {
     int bAllAsked = p->nBatchAsked >= pIdx->nLabel;
     if (pIdx->bExact && (nFound < p->nBatchAsked || bAllAsked)) {
       p->eStage = STAGE_DONE; /* an exhaustive index returned all it had */
-    } else if (!pIdx->bExact && p->nBatchAsked * 2 > pIdx->nLabel / 2) {
+    } else if (!pIdx->bExact && (p->nBatchAsked * 2 > pIdx->nLabel / 2 ||
+                                 (p->nBatchFound < p->nBatchAsked && !(p->nProbe > 0 && p->nProbe < p->nList)))) {
+      /* Asked for much of the index, or it came back short with no wider probe left: score the rest exactly. */
       p->eStage = STAGE_EXACT;
       rc = fetch_exact(p);
       if (rc != SQLITE_OK) return rc;
     } else {
+      if (p->nProbe > 0) p->nProbe = p->nProbe * 2 < p->nList ? p->nProbe * 2 : p->nList;
       rc = fetch_batch(p, p->nBatchAsked * 2);
       if (rc != SQLITE_OK) return rc;
     }
@@ -262,13 +291,9 @@ int vs_search_next(VsSearch *p, i64 *piRowid, double *prDist, int *pbEof) {
       p->batch.iNext++;
       i64 iDummy;
       if (vs_i64map_get(&p->emitted, next.iRowid, &iDummy)) continue;
-      /* Found late by an approximate batch: left for the exact stage, which returns it out of order. */
-      if (p->eStage == STAGE_INDEX && p->bAny && next.rDist < p->rLast) continue;
       rc = vs_i64map_put(&p->emitted, next.iRowid, 1);
       if (rc != SQLITE_OK) return rc;
     }
-    p->rLast = next.rDist;
-    p->bAny = 1;
     *piRowid = next.iRowid;
     *prDist = next.rDist;
     *pbEof = 0;

@@ -141,6 +141,8 @@ int vs_faiss_check_params(VsFaissIndex *pIndex, const char *zParams, char **pzEr
 int vs_faiss_apply_params(VsFaissIndex *pIndex, const char *zParams, char **pzErr);
 /* Sets the OpenMP thread count Faiss uses from now on in this thread (0: all cores). */
 void vs_faiss_threads(int nThread);
+/* For an IVF index (possibly behind a transform): 1, with the nprobe this query would use and nlist. */
+int vs_faiss_ivf_probe(VsFaissIndex *pIndex, const char *zParams, i64 *pnProbe, i64 *pnList);
 /* The fewest vectors the index can be trained on (IVF nlist, PQ 2^nbits, ...; 1 when any will do). */
 i64 vs_faiss_train_minimum(VsFaissIndex *pIndex);
 
@@ -176,6 +178,8 @@ i64 vs_index_count(const VsIndex *p); /* live vectors */
 int vs_index_validate(int nDim, VsMetric eMetric, const char *zDesc, const char *zParams, char **pzErr);
 /* Replaces the exact stand-in of an empty index by the real index trained on n vectors. */
 int vs_index_train(VsIndex *p, i64 n, const float *aVec, char **pzErr);
+/* Checks per-query search parameters against the real index (also while the stand-in serves). */
+int vs_index_check_params(VsIndex *p, const char *zParams, char **pzErr);
 /* Applies default search parameters to the real index (ignored by the exact stand-in). */
 int vs_index_apply_params(VsIndex *p, const char *zParams, char **pzErr);
 /* Minimum number of vectors the real index needs to train, and the automatic training threshold. */
