@@ -587,8 +587,17 @@ int vs_cursor_column(sqlite3_vtab_cursor *pCursor, sqlite3_context *ctx, int iCo
     case VS_KIND_DECLARED: {
       int iStmtCol = eKind == VS_KIND_DECLARED ? 4 + iDecl : 1 + eKind - VS_KIND_ID;
       int rc = bSearch ? search_fetch_doc(pCur) : SQLITE_ROW;
-      if (rc == SQLITE_ROW) sqlite3_result_value(ctx, sqlite3_column_value(pCur->pDoc, iStmtCol));
-      return (rc == SQLITE_ROW || rc == SQLITE_DONE) ? SQLITE_OK : cursor_error(pCur, rc);
+      if (rc == SQLITE_ROW) {
+        sqlite3_result_value(ctx, sqlite3_column_value(pCur->pDoc, iStmtCol));
+        return SQLITE_OK;
+      }
+      if (rc == SQLITE_DONE) { /* the index and the docs table disagree: never present a half row as right */
+        vs_error(&pTab->base.zErrMsg, "rowid %lld is in the index but not in %s_docs: the table is damaged "
+                 "(expected every indexed row to have a document); run INSERT INTO %s(%s) VALUES ('integrity-check')",
+                 pCur->iRowid, pTab->pCfg->zName, pTab->pCfg->zName, pTab->pCfg->zName);
+        return SQLITE_CORRUPT;
+      }
+      return cursor_error(pCur, rc);
     }
     case VS_KIND_EMBEDDING:
       if (sqlite3_vtab_nochange(ctx)) return SQLITE_OK;
