@@ -194,14 +194,31 @@ int vs_search_start(VsTable *pTab, const float *aQuery, i64 nFirstBatch, const c
   return SQLITE_OK;
 }
 
-int vs_search_start_among(VsTable *pTab, const float *aQuery, const i64 *aRowid, i64 nRowid, VsSearch **pp) {
-  *pp = 0;
+/* A search whose committed rows are all in p->batch up front (the exact stage only). */
+static VsSearch *new_list_search(VsTable *pTab) {
   VsSearch *p = sqlite3_malloc(sizeof(*p));
-  if (p == 0) return SQLITE_NOMEM;
+  if (p == 0) return 0;
   memset(p, 0, sizeof(*p));
   p->pTab = pTab;
   p->eStage = STAGE_EXACT;
   vs_i64map_init(&p->emitted);
+  return p;
+}
+
+/* Hands a finished list search to the caller, or frees it on error. */
+static int finish_list_search(VsSearch *p, int rc, VsSearch **pp) {
+  if (rc != SQLITE_OK) {
+    vs_search_free(p);
+    return rc;
+  }
+  *pp = p;
+  return SQLITE_OK;
+}
+
+int vs_search_start_among(VsTable *pTab, const float *aQuery, const i64 *aRowid, i64 nRowid, VsSearch **pp) {
+  *pp = 0;
+  VsSearch *p = new_list_search(pTab);
+  if (p == 0) return SQLITE_NOMEM;
   int nDim = pTab->pCfg->nDim;
   float *aVec = sqlite3_malloc64((sqlite3_uint64)nDim * sizeof(float));
   int rc = aVec ? SQLITE_OK : SQLITE_NOMEM;
@@ -213,30 +230,16 @@ int vs_search_start_among(VsTable *pTab, const float *aQuery, const i64 *aRowid,
   }
   sqlite3_free(aVec);
   candidate_sort(&p->batch);
-  if (rc != SQLITE_OK) {
-    vs_search_free(p);
-    return rc;
-  }
-  *pp = p;
-  return SQLITE_OK;
+  return finish_list_search(p, rc, pp);
 }
 
 int vs_search_from_list(VsTable *pTab, const i64 *aRowid, const double *aDist, i64 n, VsSearch **pp) {
   *pp = 0;
-  VsSearch *p = sqlite3_malloc(sizeof(*p));
+  VsSearch *p = new_list_search(pTab);
   if (p == 0) return SQLITE_NOMEM;
-  memset(p, 0, sizeof(*p));
-  p->pTab = pTab;
-  p->eStage = STAGE_EXACT;
-  vs_i64map_init(&p->emitted);
   int rc = SQLITE_OK;
   for (i64 i = 0; rc == SQLITE_OK && i < n; i++) rc = candidate_push(&p->batch, aRowid[i], aDist[i]);
-  if (rc != SQLITE_OK) {
-    vs_search_free(p);
-    return rc;
-  }
-  *pp = p;
-  return SQLITE_OK;
+  return finish_list_search(p, rc, pp);
 }
 
 /* Makes p->batch hold a committed candidate if any remain, moving through the stages. */
