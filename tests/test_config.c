@@ -7,41 +7,24 @@
 #include <stdlib.h>
 #include <string.h>
 
-static sqlite3 *g_db;
-static char *g_zPath;
+#define g_db tu_db
+#define g_zPath tu_fixture_path()
 
-/* Each test gets a fresh database file, so a failing test leaves nothing to the next one. */
-static int g_nTest;
-
+/* Each test gets a fresh database file. */
 static int setup(void **state) {
   (void)state;
-  char zName[32];
-  snprintf(zName, sizeof(zName), "config-%d.db", ++g_nTest);
-  g_zPath = tu_path(zName);
-  tu_remove_db(g_zPath);
-  g_db = tu_open(g_zPath);
-  return 0;
+  return tu_fixture_open("config");
 }
 
 static int teardown(void **state) {
   (void)state;
-  sqlite3_close(g_db);
-  g_db = 0;
-  tu_remove_db(g_zPath);
-  sqlite3_free(g_zPath);
-  return 0;
-}
-
-static void expect_text(sqlite3 *db, const char *zSql, const char *zWant) {
-  char *z = tu_text(db, zSql);
-  if (strcmp(z, zWant) != 0) fail_msg("got '%s', expected '%s'\n  in: %s", z, zWant, zSql);
-  sqlite3_free(z);
+  return tu_fixture_close();
 }
 
 /* The value of key zKey in <zTab>_config as text ("NULL" for NULL). */
 static void expect_config(sqlite3 *db, const char *zTab, const char *zKey, const char *zWant) {
   char *zSql = sqlite3_mprintf("SELECT coalesce((SELECT value FROM \"%w_config\" WHERE key = %Q), 'NULL')", zTab, zKey);
-  expect_text(db, zSql, zWant);
+  tu_expect_text(db, zSql, zWant);
   sqlite3_free(zSql);
 }
 
@@ -105,8 +88,8 @@ static void check_usable(sqlite3 *db, const char *zTab, int nDim) {
 
 static void test_version(void **state) {
   (void)state;
-  expect_text(g_db, "SELECT vecstore_version()", "0.1.0");
-  expect_text(g_db, "SELECT typeof(vecstore_version())", "text");
+  tu_expect_text(g_db, "SELECT vecstore_version()", "0.1.0");
+  tu_expect_text(g_db, "SELECT typeof(vecstore_version())", "text");
 }
 
 /* Defaults land in t_config; every option given lands there too and survives reopening the file. */
@@ -325,7 +308,7 @@ static void test_embedder(void **state) {
   tu_exec(g_db, "CREATE VIRTUAL TABLE t USING vecstore(dim = 4, embedder = len_embed)");
   expect_config(g_db, "t", "embedder", "len_embed");
   tu_exec(g_db, "INSERT INTO t(rowid, content) VALUES (1, 'abcde')");
-  expect_text(g_db, "SELECT vecstore_to_json(embedding) FROM t WHERE rowid = 1", "[5,1,0,0]");
+  tu_expect_text(g_db, "SELECT vecstore_to_json(embedding) FROM t WHERE rowid = 1", "[5,1,0,0]");
   tu_exec(g_db, "DROP TABLE t");
   tu_exec(g_db, "CREATE VIRTUAL TABLE t USING vecstore(dim = 4, embedder = 'len_embed')");
   expect_config(g_db, "t", "embedder", "len_embed");
@@ -386,7 +369,7 @@ static void test_columns(void **state) {
     assert_int_equal(n, 11);
     /* Hidden columns can be named; without a search distance and score are NULL. */
     zSql = sqlite3_mprintf("SELECT typeof(distance) || typeof(score) FROM \"%w\"", azTab[iTab]);
-    expect_text(g_db, zSql, "nullnull");
+    tu_expect_text(g_db, zSql, "nullnull");
     sqlite3_free(zSql);
     zSql = sqlite3_mprintf("SELECT count(*) FROM sqlite_master WHERE name = '%q_config'", azTab[iTab]);
     assert_int_equal(tu_int(g_db, zSql), 1);
@@ -416,7 +399,7 @@ static void test_declared_columns(void **state) {
   for (int i = 0; i < 6; i++) assert_string_equal(sqlite3_column_name(pStmt, i), azCol[i]);
   sqlite3_finalize(pStmt);
   tu_exec(g_db, "INSERT INTO docs(id, embedding, page, source) VALUES ('a', zeroblob(4 * 384), 3, 'wiki')");
-  expect_text(g_db, "SELECT id || ':' || page || ':' || source || ':' || typeof(page) FROM docs", "a:3:wiki:integer");
+  tu_expect_text(g_db, "SELECT id || ':' || page || ':' || source || ':' || typeof(page) FROM docs", "a:3:wiki:integer");
   tu_exec(g_db, "DROP TABLE docs");
   assert_int_equal(schema_objects(g_db, "docs"), 0);
 }
@@ -452,7 +435,7 @@ static void test_avx2_refusal(void **state) {
   zErr = 0;
   rc = sqlite3_load_extension(db, zExt, 0, &zErr);
   if (rc != SQLITE_OK) fail_msg("load after unsetenv: %s", zErr ? zErr : "?");
-  expect_text(db, "SELECT vecstore_version()", "0.1.0");
+  tu_expect_text(db, "SELECT vecstore_version()", "0.1.0");
   sqlite3_close(db);
   tu_remove_db(zPath);
   sqlite3_free(zPath);

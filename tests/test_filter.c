@@ -7,24 +7,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-static sqlite3 *g_db;
-static char *g_zPath;
+#define g_db tu_db
+#define g_zPath tu_fixture_path()
 
+/* Each test gets a fresh database file. */
 static int setup(void **state) {
   (void)state;
-  g_zPath = tu_path("filter.db");
-  tu_remove_db(g_zPath);
-  g_db = tu_open(g_zPath);
-  return 0;
+  return tu_fixture_open("filter");
 }
 
 static int teardown(void **state) {
   (void)state;
-  sqlite3_close(g_db);
-  g_db = 0;
-  tu_remove_db(g_zPath);
-  sqlite3_free(g_zPath);
-  return 0;
+  return tu_fixture_close();
 }
 
 typedef struct Case {

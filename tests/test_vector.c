@@ -7,31 +7,18 @@
 #include <stdio.h>
 #include <string.h>
 
-static sqlite3 *g_db;
-static char *g_zPath;
+#define g_db tu_db
+#define g_zPath tu_fixture_path()
 
+/* Each test gets a fresh database file. */
 static int setup(void **state) {
   (void)state;
-  g_zPath = tu_path("vector.db");
-  tu_remove_db(g_zPath);
-  g_db = tu_open(g_zPath);
-  return 0;
+  return tu_fixture_open("vector");
 }
 
 static int teardown(void **state) {
   (void)state;
-  sqlite3_close(g_db);
-  g_db = 0;
-  tu_remove_db(g_zPath);
-  sqlite3_free(g_zPath);
-  return 0;
-}
-
-/* Asserts that the text of zSql's first column is zWant. */
-static void expect_text(sqlite3 *db, const char *zSql, const char *zWant) {
-  char *z = tu_text(db, zSql);
-  if (strcmp(z, zWant) != 0) fail_msg("got '%s', expected '%s'\n  in: %s", z, zWant, zSql);
-  sqlite3_free(z);
+  return tu_fixture_close();
 }
 
 /* Asserts that zSql's first column is a number within rTol of rWant. */
@@ -55,16 +42,16 @@ static void random_vector(uint64_t *pState, float *a, int n, double rScale) {
 
 static void test_version(void **state) {
   (void)state;
-  expect_text(g_db, "SELECT vecstore_version()", "0.1.0");
+  tu_expect_text(g_db, "SELECT vecstore_version()", "0.1.0");
 }
 
 /* BLOB and JSON give the same canonical BLOB, whatever the whitespace; vectors survive a file round trip. */
 static void test_vector_forms(void **state) {
   (void)state;
   /* 1.0f = 0x3F800000, 2.5f = 0x40200000, -300.0f = 0xC3960000, little-endian. */
-  expect_text(g_db, "SELECT hex(vecstore_vector('[1, 2.5, -3e2]'))", "0000803F00002040000096C3");
-  expect_text(g_db, "SELECT hex(vecstore_vector(x'0000803F00002040000096C3'))", "0000803F00002040000096C3");
-  expect_text(g_db, "SELECT typeof(vecstore_vector('[1, 2.5, -3e2]'))", "blob");
+  tu_expect_text(g_db, "SELECT hex(vecstore_vector('[1, 2.5, -3e2]'))", "0000803F00002040000096C3");
+  tu_expect_text(g_db, "SELECT hex(vecstore_vector(x'0000803F00002040000096C3'))", "0000803F00002040000096C3");
+  tu_expect_text(g_db, "SELECT typeof(vecstore_vector('[1, 2.5, -3e2]'))", "blob");
   assert_int_equal(tu_int(g_db, "SELECT length(vecstore_vector('[1, 2.5, -3e2]'))"), 12);
   assert_int_equal(tu_int(g_db, "SELECT vecstore_vector(' \t\n[ 1 ,\r\n2.5,\t-300.0E0 ]\n ')"
                                 " = x'0000803F00002040000096C3'"),
@@ -72,8 +59,8 @@ static void test_vector_forms(void **state) {
   assert_int_equal(tu_int(g_db, "SELECT vecstore_vector('[1,2.5,-3e+2]') = vecstore_vector(x'0000803F00002040000096C3')"),
                    1);
   /* JSON numbers in every grammar form; json() output (TEXT with the JSON subtype) is accepted too. */
-  expect_text(g_db, "SELECT vecstore_to_json('[0, -0, 0.5, -1.25e1, 2E-1, 1e+2, 12345]')", "[0,-0,0.5,-12.5,0.2,100,12345]");
-  expect_text(g_db, "SELECT vecstore_to_json(json('[1, 2, 3]'))", "[1,2,3]");
+  tu_expect_text(g_db, "SELECT vecstore_to_json('[0, -0, 0.5, -1.25e1, 2E-1, 1e+2, 12345]')", "[0,-0,0.5,-12.5,0.2,100,12345]");
+  tu_expect_text(g_db, "SELECT vecstore_to_json(json('[1, 2, 3]'))", "[1,2,3]");
   /* A single dimension and the maximum dimension count are fine. */
   assert_int_equal(tu_int(g_db, "SELECT length(vecstore_vector('[7]'))"), 4);
   assert_int_equal(tu_int(g_db, "SELECT length(vecstore_vector(zeroblob(4 * 65536)))"), 4 * 65536);
@@ -85,7 +72,7 @@ static void test_vector_forms(void **state) {
                 "INSERT INTO vecs VALUES (1, vecstore_vector('[1, 2, 3]')), (2, vecstore_vector('[4, 6, 8]'));");
   sqlite3_close(g_db);
   g_db = tu_open(g_zPath);
-  expect_text(g_db, "SELECT group_concat(vecstore_to_json(v), ' ') FROM (SELECT v FROM vecs ORDER BY id)",
+  tu_expect_text(g_db, "SELECT group_concat(vecstore_to_json(v), ' ') FROM (SELECT v FROM vecs ORDER BY id)",
               "[1,2,3] [4,6,8]");
   expect_double(g_db, "SELECT vecstore_distance(a.v, b.v) FROM vecs a, vecs b WHERE a.id = 1 AND b.id = 2", 50.0, 0);
   tu_exec(g_db, "DROP TABLE vecs");
@@ -94,16 +81,16 @@ static void test_vector_forms(void **state) {
 /* vecstore_to_json: shortest round-trippable numbers, integers without ".0", exponents outside 1e-4..1e16. */
 static void test_to_json(void **state) {
   (void)state;
-  expect_text(g_db, "SELECT vecstore_to_json('[1, 2.5, -3e2]')", "[1,2.5,-300]");
-  expect_text(g_db, "SELECT vecstore_to_json(x'0000803F00002040000096C3')", "[1,2.5,-300]");
-  expect_text(g_db, "SELECT vecstore_to_json('[1.0, 0.1, 0.3, -0.0001, 0.00001, 1e15, 1e16, 1e20, 123456789]')",
+  tu_expect_text(g_db, "SELECT vecstore_to_json('[1, 2.5, -3e2]')", "[1,2.5,-300]");
+  tu_expect_text(g_db, "SELECT vecstore_to_json(x'0000803F00002040000096C3')", "[1,2.5,-300]");
+  tu_expect_text(g_db, "SELECT vecstore_to_json('[1.0, 0.1, 0.3, -0.0001, 0.00001, 1e15, 1e16, 1e20, 123456789]')",
               "[1,0.1,0.3,-0.0001,1e-05,1000000000000000,1e+16,1e+20,123456790]");
-  expect_text(g_db, "SELECT vecstore_to_json('[3.4028235e38, -3.4028235e38, 1e-45, 1.17549435e-38]')",
+  tu_expect_text(g_db, "SELECT vecstore_to_json('[3.4028235e38, -3.4028235e38, 1e-45, 1.17549435e-38]')",
               "[3.4028235e+38,-3.4028235e+38,1e-45,1.1754944e-38]");
   /* Denormals and numbers too small for float32 read as the nearest float (0 or the smallest). */
-  expect_text(g_db, "SELECT vecstore_to_json('[1e-50, -1e-50]')", "[0,-0]");
+  tu_expect_text(g_db, "SELECT vecstore_to_json('[1e-50, -1e-50]')", "[0,-0]");
   /* Round trips: JSON -> BLOB -> JSON is stable, BLOB -> JSON -> BLOB is bit-exact. */
-  expect_text(g_db, "SELECT vecstore_to_json(vecstore_vector(vecstore_to_json('[0.1, 0.2, 0.7, -1e-7]')))",
+  tu_expect_text(g_db, "SELECT vecstore_to_json(vecstore_vector(vecstore_to_json('[0.1, 0.2, 0.7, -1e-7]')))",
               "[0.1,0.2,0.7,-1e-07]");
   uint64_t seed = 42;
   float a[257];
@@ -134,7 +121,7 @@ static void test_distance(void **state) {
   expect_double(g_db, "SELECT vecstore_distance('[1,2,3]', '[4,6,8]', 'ip')", -40.0, 0);
   double rCos = 1.0 - 40.0 / (sqrt(14.0) * sqrt(116.0)); /* 0.0074166... */
   expect_double(g_db, "SELECT vecstore_distance('[1,2,3]', '[4,6,8]', 'cosine')", rCos, 1e-6);
-  expect_text(g_db, "SELECT typeof(vecstore_distance('[1,2,3]', '[4,6,8]', 'cosine'))", "real");
+  tu_expect_text(g_db, "SELECT typeof(vecstore_distance('[1,2,3]', '[4,6,8]', 'cosine'))", "real");
   /* Metric names in any case; BLOB and JSON arguments mixed. */
   expect_double(g_db, "SELECT vecstore_distance(vecstore_vector('[1,2,3]'), '[4,6,8]', 'L2')", 50.0, 0);
   expect_double(g_db, "SELECT vecstore_distance('[1,2,3]', vecstore_vector('[4,6,8]'), 'IP')", -40.0, 0);
@@ -167,10 +154,10 @@ static void test_distance(void **state) {
 /* vecstore_normalize: unit L2 norm, direction kept, zero vector unchanged. */
 static void test_normalize(void **state) {
   (void)state;
-  expect_text(g_db, "SELECT vecstore_to_json(vecstore_normalize('[3, 4]'))", "[0.6,0.8]");
-  expect_text(g_db, "SELECT typeof(vecstore_normalize('[3, 4]'))", "blob");
-  expect_text(g_db, "SELECT vecstore_to_json(vecstore_normalize('[0, 0, 0]'))", "[0,0,0]");
-  expect_text(g_db, "SELECT vecstore_to_json(vecstore_normalize('[-2]'))", "[-1]");
+  tu_expect_text(g_db, "SELECT vecstore_to_json(vecstore_normalize('[3, 4]'))", "[0.6,0.8]");
+  tu_expect_text(g_db, "SELECT typeof(vecstore_normalize('[3, 4]'))", "blob");
+  tu_expect_text(g_db, "SELECT vecstore_to_json(vecstore_normalize('[0, 0, 0]'))", "[0,0,0]");
+  tu_expect_text(g_db, "SELECT vecstore_to_json(vecstore_normalize('[-2]'))", "[-1]");
   /* |n|^2 = -ip(n, n) = 1; same direction as the input; idempotent. */
   expect_double(g_db, "SELECT vecstore_distance(vecstore_normalize('[1,2,3]'), vecstore_normalize('[1,2,3]'), 'ip')",
                 -1.0, 1e-6);
@@ -323,12 +310,12 @@ static void test_function_flags(void **state) {
   tu_exec(g_db, "CREATE TABLE docs(id INTEGER PRIMARY KEY, v TEXT);"
                 "CREATE INDEX docs_dist ON docs(vecstore_distance(v, '[0, 0]'));"
                 "INSERT INTO docs(v) VALUES ('[3, 4]'), ('[1, 0]'), ('[0, 2]');");
-  expect_text(g_db, "SELECT group_concat(id) FROM (SELECT id FROM docs ORDER BY vecstore_distance(v, '[0, 0]'))",
+  tu_expect_text(g_db, "SELECT group_concat(id) FROM (SELECT id FROM docs ORDER BY vecstore_distance(v, '[0, 0]'))",
               "2,3,1");
   tu_exec(g_db, "PRAGMA trusted_schema = OFF;"
                 "CREATE VIEW docs_view AS SELECT id, vecstore_to_json(vecstore_normalize(vecstore_vector(v))) AS j,"
                 " vecstore_distance(v, '[0, 0]', 'l2') AS d FROM docs;");
-  expect_text(g_db, "SELECT j || ' ' || d FROM docs_view WHERE id = 1", "[0.6,0.8] 25.0");
+  tu_expect_text(g_db, "SELECT j || ' ' || d FROM docs_view WHERE id = 1", "[0.6,0.8] 25.0");
   tu_exec(g_db, "PRAGMA trusted_schema = ON; DROP VIEW docs_view; DROP TABLE docs;");
 }
 

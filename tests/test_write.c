@@ -9,34 +9,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-static sqlite3 *g_db;
-static char *g_zPath;
-static int g_nTest;
+#define g_db tu_db
+#define g_zPath tu_fixture_path()
 
 /* Each test gets a fresh database file. */
 static int setup(void **state) {
   (void)state;
-  char zName[32];
-  snprintf(zName, sizeof(zName), "write-%d.db", ++g_nTest);
-  g_zPath = tu_path(zName);
-  tu_remove_db(g_zPath);
-  g_db = tu_open(g_zPath);
-  return 0;
+  return tu_fixture_open("write");
 }
 
 static int teardown(void **state) {
   (void)state;
-  sqlite3_close(g_db);
-  g_db = 0;
-  tu_remove_db(g_zPath);
-  sqlite3_free(g_zPath);
-  return 0;
-}
-
-static void expect_text(sqlite3 *db, const char *zSql, const char *zWant) {
-  char *z = tu_text(db, zSql);
-  if (strcmp(z, zWant) != 0) fail_msg("got '%s', expected '%s'\n  in: %s", z, zWant, zSql);
-  sqlite3_free(z);
+  return tu_fixture_close();
 }
 
 static void expect_int(sqlite3 *db, const char *zSql, sqlite3_int64 iWant) {
@@ -200,7 +184,7 @@ static void test_insert_defaults(void **state) {
   assert_string_equal((const char *)sqlite3_column_text(pStmt, 5), "null");
   assert_int_equal(sqlite3_step(pStmt), SQLITE_DONE);
   sqlite3_finalize(pStmt);
-  expect_text(g_db, "SELECT hex(embedding) FROM t", "0000803F000000000000000000000000");
+  tu_expect_text(g_db, "SELECT hex(embedding) FROM t", "0000803F000000000000000000000000");
 
   /* INSERT without a column list: NULLs for id, content, metadata. */
   tu_exec(g_db, "INSERT INTO t VALUES (NULL, NULL, NULL, '[0, 2, 0, 0]')");
@@ -208,7 +192,7 @@ static void test_insert_defaults(void **state) {
   char *zId2 = tu_text(g_db, "SELECT id FROM t WHERE rowid = 2");
   expect_uuid4(zId2);
   assert_string_not_equal(zId1, zId2);
-  expect_text(g_db, "SELECT metadata FROM t WHERE rowid = 2", "{}");
+  tu_expect_text(g_db, "SELECT metadata FROM t WHERE rowid = 2", "{}");
 
   /* Many more: ids unique and well-formed, rowids ascending from 3. */
   sqlite3_stmt *pIns = tu_prepare(g_db, "INSERT INTO t(embedding) VALUES (?1)");
@@ -245,13 +229,13 @@ static void test_insert_explicit(void **state) {
   tu_exec(g_db, "INSERT INTO t(rowid, id, content, metadata, embedding) "
                 "VALUES (100, 'doc-1', 'hello', '{ \"page\" : 3, \"tags\": [\"a\", \"b\"] }', '[1, 0, 0, 0]')");
   assert_int_equal(sqlite3_last_insert_rowid(g_db), 100);
-  expect_text(g_db, "SELECT id || '|' || content || '|' || metadata FROM t WHERE rowid = 100",
+  tu_expect_text(g_db, "SELECT id || '|' || content || '|' || metadata FROM t WHERE rowid = 100",
               "doc-1|hello|{ \"page\" : 3, \"tags\": [\"a\", \"b\"] }");
   expect_int(g_db, "SELECT json_extract(metadata, '$.page') FROM t WHERE id = 'doc-1'", 3);
   /* The next assigned rowid follows the largest one, as in an ordinary rowid table. */
   tu_exec(g_db, "INSERT INTO t(id, embedding) VALUES ('doc-2', vecstore_vector('[0, 2, 0, 0]'))");
   assert_int_equal(sqlite3_last_insert_rowid(g_db), 101);
-  expect_text(g_db, "SELECT hex(embedding) FROM t WHERE id = 'doc-2'", "00000000000000400000000000000000");
+  tu_expect_text(g_db, "SELECT hex(embedding) FROM t WHERE id = 'doc-2'", "00000000000000400000000000000000");
 
   /* A hand-built float32 little-endian blob is stored bit for bit. */
   const float a[4] = {0.5f, -1.25f, 3.0f, 1e-3f};
@@ -268,17 +252,17 @@ static void test_insert_explicit(void **state) {
   assert_memory_equal(sqlite3_column_blob(pStmt, 0), aBlob, 16);
   assert_string_equal((const char *)sqlite3_column_text(pStmt, 1), "blob");
   sqlite3_finalize(pStmt);
-  expect_text(g_db, "SELECT vecstore_to_json(embedding) FROM t WHERE id = 'doc-3'", "[0.5,-1.25,3,0.001]");
+  tu_expect_text(g_db, "SELECT vecstore_to_json(embedding) FROM t WHERE id = 'doc-3'", "[0.5,-1.25,3,0.001]");
 
   /* JSON text is stored as the canonical blob. */
   tu_exec(g_db, "INSERT INTO t(id, embedding) VALUES ('doc-4', ' [ 0.5, -1.25, 3, 1e-3 ] ')");
   expect_int(g_db, "SELECT a.embedding = b.embedding FROM t a, t b WHERE a.id = 'doc-3' AND b.id = 'doc-4'", 1);
-  expect_text(g_db, "SELECT typeof(embedding) || length(embedding) FROM t WHERE id = 'doc-4'", "blob16");
+  tu_expect_text(g_db, "SELECT typeof(embedding) || length(embedding) FROM t WHERE id = 'doc-4'", "blob16");
 
   /* rowid as text or real with an exact integer value, as for an ordinary table; an integer id becomes text. */
   tu_exec(g_db, "INSERT INTO t(rowid, id, embedding) VALUES ('7', 'doc-5', '[0, 0, 0, 1]')");
   tu_exec(g_db, "INSERT INTO t(rowid, id, embedding) VALUES (8.0, 42, '[0, 0, 0, 2]')");
-  expect_text(g_db, "SELECT group_concat(rowid || ':' || id || ':' || typeof(id), ' ') FROM (SELECT rowid, id FROM t "
+  tu_expect_text(g_db, "SELECT group_concat(rowid || ':' || id || ':' || typeof(id), ' ') FROM (SELECT rowid, id FROM t "
                     "WHERE rowid IN (7, 8) ORDER BY rowid)",
               "7:doc-5:text 8:42:text");
   expect_int(g_db, "SELECT rowid FROM t WHERE id = '42'", 8);
@@ -392,14 +376,14 @@ static void test_insert_or_replace(void **state) {
                                       "'[0, 0, 0, 4]')"),
                    1);
   expect_int(g_db, "SELECT count(*) FROM t WHERE id = 'alpha'", 1);
-  expect_text(g_db, "SELECT content || metadata FROM t WHERE id = 'alpha'", "new{}");
+  tu_expect_text(g_db, "SELECT content || metadata FROM t WHERE id = 'alpha'", "new{}");
   expect_knn(g_db, "[0, 0, 0, 4]", 1, "alpha:0");
   expect_knn(g_db, "[1, 0, 0, 0]", 3, "beta:5,gamma:10,alpha:17");
   Counts want = {3, 3, 3, counts(g_db).nLog};
   expect_counts(g_db, want, "after REPLACE by id");
   /* By rowid. */
   tu_exec(g_db, "INSERT OR REPLACE INTO t(rowid, id, embedding) VALUES (2, 'beta2', '[5, 0, 0, 0]')");
-  expect_text(g_db, "SELECT id FROM t WHERE rowid = 2", "beta2");
+  tu_expect_text(g_db, "SELECT id FROM t WHERE rowid = 2", "beta2");
   expect_int(g_db, "SELECT count(*) FROM t WHERE id = 'beta'", 0);
   expect_knn(g_db, "[5, 0, 0, 0]", 1, "beta2:0");
   expect_knn(g_db, "[0, 2, 0, 0]", 3, "gamma:13,alpha:20,beta2:29");
@@ -407,7 +391,7 @@ static void test_insert_or_replace(void **state) {
   expect_int(g_db, "SELECT count(*) FROM t_vectors", 3);
   /* REPLACE INTO, conflicting on rowid 3 (gamma) and id beta2 (rowid 2) at once: both rows replaced by one. */
   tu_exec(g_db, "REPLACE INTO t(rowid, id, embedding) VALUES (3, 'beta2', '[0, 0, 0, 9]')");
-  expect_text(g_db, "SELECT group_concat(rowid || ':' || id, ' ') FROM (SELECT rowid, id FROM t ORDER BY rowid)",
+  tu_expect_text(g_db, "SELECT group_concat(rowid || ':' || id, ' ') FROM (SELECT rowid, id FROM t ORDER BY rowid)",
               "3:beta2 4:alpha");
   expect_knn(g_db, "[0, 0, 0, 9]", 5, "beta2:0,alpha:25");
   expect_int(g_db, "SELECT count(*) FROM t_docs", 2);
@@ -427,7 +411,7 @@ static void test_insert_or_replace(void **state) {
   sqlite3_close(db2);
   /* UPDATE OR REPLACE onto a taken id removes the other row. */
   tu_exec(g_db, "UPDATE OR REPLACE t SET id = 'alpha' WHERE id = 'new'");
-  expect_text(g_db, "SELECT group_concat(rowid || ':' || id, ' ') FROM (SELECT rowid, id FROM t ORDER BY rowid)",
+  tu_expect_text(g_db, "SELECT group_concat(rowid || ':' || id, ' ') FROM (SELECT rowid, id FROM t ORDER BY rowid)",
               "3:beta2 5:alpha");
   expect_knn(g_db, "[0, 0, 0, 4]", 3, "beta2:25,alpha:52");
   expect_int(g_db, "SELECT count(*) FROM t_vectors", 2);
@@ -456,8 +440,8 @@ static void test_insert_or_ignore(void **state) {
   expect_knn(g_db, "[9, 0, 0, 0]", 1, "d1:0");
   expect_knn(g_db, "[0, 9, 0, 0]", 1, "d2:0");
   expect_knn_lacks(g_db, "[9, 9, 9, 9]", (const char *const[]){"zz", 0});
-  expect_text(g_db, "SELECT vecstore_to_json(embedding) FROM t WHERE id = 'd1'", "[9,0,0,0]");
-  expect_text(g_db, "SELECT hex(embedding) FROM t WHERE id = 'alpha'", "0000803F000000000000000000000000");
+  tu_expect_text(g_db, "SELECT vecstore_to_json(embedding) FROM t WHERE id = 'd1'", "[9,0,0,0]");
+  tu_expect_text(g_db, "SELECT hex(embedding) FROM t WHERE id = 'alpha'", "0000803F000000000000000000000000");
   Counts want = {5, 5, 5, counts(g_db).nLog};
   expect_counts(g_db, want, "after OR IGNORE");
 }
@@ -468,7 +452,7 @@ static void test_update(void **state) {
   make_base(g_db);
   /* content: the vector stays. */
   assert_int_equal(exec_changes(g_db, "UPDATE t SET content = 'C1' WHERE id = 'alpha'"), 1);
-  expect_text(g_db, "SELECT content || hex(embedding) FROM t WHERE rowid = 1", "C10000803F000000000000000000000000");
+  tu_expect_text(g_db, "SELECT content || hex(embedding) FROM t WHERE rowid = 1", "C10000803F000000000000000000000000");
   expect_knn(g_db, "[1, 0, 0, 0]", 1, "alpha:0");
   /* metadata. */
   assert_int_equal(exec_changes(g_db, "UPDATE t SET metadata = '{\"g\": 5}' WHERE rowid = 2"), 1);
@@ -500,7 +484,7 @@ static void test_update(void **state) {
   expect_int(g_db, "SELECT count(*) FROM t WHERE rowid = 2", 0);
   expect_int(g_db, "SELECT count(*) FROM t_vectors WHERE rowid = 2", 0);
   expect_int(g_db, "SELECT count(*) FROM t_vectors WHERE rowid = 50", 1);
-  expect_text(g_db, "SELECT content || hex(embedding) FROM t WHERE rowid = 50", "B00000000000000400000000000000000");
+  tu_expect_text(g_db, "SELECT content || hex(embedding) FROM t WHERE rowid = 50", "B00000000000000400000000000000000");
   expect_int(g_db, "SELECT rowid FROM t WHERE embedding MATCH '[0, 2, 0, 0]' AND k = 1", 50);
   expect_knn(g_db, "[0, 2, 0, 0]", 1, "beta:0");
   expect_fail(g_db, "UPDATE t SET rowid = 1 WHERE id = 'beta'", 0, 0, SQLITE_CONSTRAINT, 1, "rowid", "1", 0);
@@ -520,7 +504,7 @@ static void test_update(void **state) {
   /* Committed state, seen by another connection. */
   sqlite3 *db2 = tu_open(g_zPath);
   expect_knn(db2, "[0, 0, 5, 0]", 3, "gamma:0,alpha-2:26,beta:29");
-  expect_text(db2, "SELECT group_concat(rowid || ':' || id || ':' || content, ' ') FROM (SELECT rowid, id, content "
+  tu_expect_text(db2, "SELECT group_concat(rowid || ':' || id || ':' || content, ' ') FROM (SELECT rowid, id, content "
                    "FROM t ORDER BY rowid)",
               "1:alpha-2:all 50:beta:all 60:gamma:all");
   sqlite3_close(db2);
@@ -715,7 +699,7 @@ static void test_multirow_atomic_in_transaction(void **state) {
   expect_knn(db2, "[0, 9, 0, 0]", 1, "p2:0");
   expect_knn_lacks(db2, "[5, 5, 5, 5]", azNew);
   expect_knn_lacks(db2, "[8, 8, 8, 8]", azNew);
-  expect_text(db2, "SELECT group_concat(id, ',') FROM (SELECT id FROM t ORDER BY rowid)", "alpha,beta,gamma,p1,p2");
+  tu_expect_text(db2, "SELECT group_concat(id, ',') FROM (SELECT id FROM t ORDER BY rowid)", "alpha,beta,gamma,p1,p2");
   sqlite3_close(db2);
 }
 
@@ -743,7 +727,7 @@ static void test_conflict_modes(void **state) {
   expect_int(g_db, "SELECT count(*) FROM t", 5);
   expect_knn(g_db, "[5, 5, 5, 5]", 1, "f1:0");
   expect_knn_lacks(g_db, "[7, 7, 7, 7]", (const char *const[]){"f2", 0});
-  expect_text(g_db, "SELECT hex(embedding) FROM t WHERE id = 'beta'", "00000000000000400000000000000000");
+  tu_expect_text(g_db, "SELECT hex(embedding) FROM t WHERE id = 'beta'", "00000000000000400000000000000000");
   /* OR ROLLBACK ends the transaction: its earlier statements are gone too. */
   want = counts(g_db);
   zBefore = fingerprint(g_db);
@@ -776,7 +760,7 @@ static void test_rowid_extremes(void **state) {
   sqlite3_int64 iNext = sqlite3_last_insert_rowid(g_db);
   assert_true(iNext > 3 && iNext < 9223372036854775807LL);
   char *zSql = sqlite3_mprintf("SELECT id FROM t WHERE rowid = %lld", (long long)iNext);
-  expect_text(g_db, zSql, "next");
+  tu_expect_text(g_db, zSql, "next");
   sqlite3_free(zSql);
   expect_int(g_db, "SELECT rowid = last_insert_rowid() FROM t WHERE embedding MATCH '[4, 4, 4, 4]' AND k = 1", 1);
   expect_knn(g_db, "[3, 3, 3, 3]", 1, "max:0");

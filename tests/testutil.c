@@ -150,3 +150,33 @@ uint64_t tu_rand(uint64_t *pState) {
 }
 
 double tu_rand_unit(uint64_t *pState) { return (double)(tu_rand(pState) >> 11) / 9007199254740992.0; }
+
+sqlite3 *tu_db;
+static char *g_zFixturePath;
+static int g_nFixture;
+
+int tu_fixture_open(const char *zPrefix) {
+  char *zName = sqlite3_mprintf("%s-%d.db", zPrefix, ++g_nFixture);
+  g_zFixturePath = tu_path(zName);
+  sqlite3_free(zName);
+  tu_remove_db(g_zFixturePath);
+  tu_db = tu_open(g_zFixturePath);
+  return 0;
+}
+
+const char *tu_fixture_path(void) { return g_zFixturePath; }
+
+int tu_fixture_close(void) {
+  sqlite3_close(tu_db);
+  tu_db = 0;
+  tu_remove_db(g_zFixturePath);
+  sqlite3_free(g_zFixturePath);
+  g_zFixturePath = 0;
+  return 0;
+}
+
+void tu_expect_text(sqlite3 *db, const char *zSql, const char *zWant) {
+  char *z = tu_text(db, zSql);
+  if (strcmp(z, zWant) != 0) fail_msg("got '%s', expected '%s'\n  in: %s", z, zWant, zSql);
+  sqlite3_free(z);
+}

@@ -16,6 +16,15 @@ void tu_remove_db(const char *zPath);  /* the file and its -wal, -shm, -journal 
 
 /* Opens zPath (created if needed), loads build/vecstore, fails the test on error. */
 sqlite3 *tu_open(const char *zPath);
+/* A fresh database file per test: tu_fixture_open(prefix) removes and opens <prefix>-<n>.db as tu_db (use it
+** as a cmocka setup), tu_fixture_close() closes and removes it (teardown). */
+extern sqlite3 *tu_db;
+int tu_fixture_open(const char *zPrefix);
+int tu_fixture_close(void);
+const char *tu_fixture_path(void);
+/* Asserts that the text of zSql's first column is zWant. */
+void tu_expect_text(sqlite3 *db, const char *zSql, const char *zWant);
+
 /* Executes SQL that must succeed. */
 void tu_exec(sqlite3 *db, const char *zSql);
 /* Executes SQL that must fail; returns the error message (sqlite3_malloc'd) for checks. */
