@@ -38,7 +38,6 @@
 */
 #include "vecstore_int.h"
 
-#include <locale.h>
 #include <math.h>
 #include <stdarg.h>
 
@@ -214,22 +213,8 @@ static int jparse_string(JParser *p) {
 /* Converts the validated JSON number z[0..n) to a double the way strtod does in the C locale. */
 static double number_to_double(const char *z, i64 n) {
   char aBuf[128];
-  const char *zDot = localeconv()->decimal_point;
-  int bSwap = zDot != 0 && zDot[0] != 0 && strcmp(zDot, ".") != 0; /* e.g. "," in a German locale */
-  size_t nDot = bSwap ? strlen(zDot) : 1;
-  size_t nNeed = (size_t)n + nDot + 1;
-  char *zBuf = nNeed <= sizeof(aBuf) ? aBuf : sqlite3_malloc64(nNeed);
+  char *zBuf = vs_number_for_strtod(z, n, aBuf, sizeof(aBuf));
   if (zBuf == 0) return 0.0; /* a number over 128 bytes and no memory for it: treat as 0 */
-  size_t j = 0;
-  for (i64 i = 0; i < n; i++) {
-    if (z[i] == '.' && bSwap) {
-      memcpy(&zBuf[j], zDot, nDot);
-      j += nDot;
-    } else {
-      zBuf[j++] = z[i];
-    }
-  }
-  zBuf[j] = 0;
   double r = strtod(zBuf, 0);
   if (zBuf != aBuf) sqlite3_free(zBuf);
   return r;

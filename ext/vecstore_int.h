@@ -40,6 +40,9 @@ typedef enum VsMetric { VS_METRIC_L2 = 0, VS_METRIC_IP = 1, VS_METRIC_COSINE = 2
 ** zWhat names the value in error messages ("embedding", "query vector"). */
 int vs_vector_parse(sqlite3_value *pVal, int nExpect, const char *zWhat, float **paVec, int *pnDim,
                     char **pzErr);
+/* The JSON number z[0..n) as text strtod/strtof read the same in any locale (the decimal point swapped for
+** the locale's): aBuf when it fits in nBuf bytes, else sqlite3_malloc'd; NULL when out of memory. */
+char *vs_number_for_strtod(const char *z, i64 n, char *aBuf, size_t nBuf);
 /* The distance of SPEC.md: l2 squared Euclidean, ip negated inner product, cosine 1 - cosine similarity. */
 float vs_distance(const float *a, const float *b, int nDim, VsMetric eMetric);
 /* Relevance score from a distance (SPEC.md "score"). */

@@ -57,16 +57,15 @@ static void vec_to_le(float *a, int n) {
 
 /* Converts the JSON number z[0..n) (already validated) to the nearest float, as strtof would in the C
 ** locale (overflow gives +-HUGE_VALF). Returns SQLITE_NOMEM if a long number cannot be copied. */
-static int number_to_float(const char *z, int n, float *pr) {
-  char aBuf[64];
+char *vs_number_for_strtod(const char *z, i64 n, char *aBuf, size_t nBuf) {
   const char *zDot = localeconv()->decimal_point;
   int bSwap = zDot != 0 && zDot[0] != 0 && strcmp(zDot, ".") != 0; /* e.g. "," in a German locale */
   size_t nDot = bSwap ? strlen(zDot) : 1;
   size_t nNeed = (size_t)n + nDot + 1; /* a JSON number has at most one '.' */
-  char *zBuf = nNeed <= sizeof(aBuf) ? aBuf : sqlite3_malloc64(nNeed);
-  if (zBuf == 0) return SQLITE_NOMEM;
+  char *zBuf = nNeed <= nBuf ? aBuf : sqlite3_malloc64(nNeed);
+  if (zBuf == 0) return 0;
   size_t j = 0;
-  for (int i = 0; i < n; i++) {
+  for (i64 i = 0; i < n; i++) {
     if (z[i] == '.' && bSwap) {
       memcpy(&zBuf[j], zDot, nDot);
       j += nDot;
@@ -75,6 +74,13 @@ static int number_to_float(const char *z, int n, float *pr) {
     }
   }
   zBuf[j] = 0;
+  return zBuf;
+}
+
+static int number_to_float(const char *z, int n, float *pr) {
+  char aBuf[64];
+  char *zBuf = vs_number_for_strtod(z, n, aBuf, sizeof(aBuf));
+  if (zBuf == 0) return SQLITE_NOMEM;
   *pr = strtof(zBuf, 0);
   if (zBuf != aBuf) sqlite3_free(zBuf);
   return SQLITE_OK;
