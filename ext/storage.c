@@ -325,9 +325,9 @@ static int doc_write_error(VsStorage *p, int rc, i64 iRowid, const char *zId, ch
   if ((rc & 0xff) == SQLITE_CONSTRAINT) {
     const char *zMsg = sqlite3_errmsg(p->db);
     if (strstr(zMsg, ".id") != 0) {
-      vs_error(pzErr, "UNIQUE constraint failed: a document with id '%s' already exists", zId);
+      vs_error(pzErr, "UNIQUE constraint failed: %s.id: a document with id '%s' already exists", p->zName, zId);
     } else {
-      vs_error(pzErr, "UNIQUE constraint failed: rowid %lld already exists", iRowid);
+      vs_error(pzErr, "UNIQUE constraint failed: %s.rowid: rowid %lld already exists", p->zName, iRowid);
     }
     return SQLITE_CONSTRAINT;
   }

@@ -206,15 +206,19 @@ static int write_row(VsTable *pTab, RowValues *pRow, int bNewDoc) {
 }
 
 /* Resolves conflicts of a row about to take rowid iRowid (if bCheckRowid) and id zId: under REPLACE the
-** conflicting rows are deleted; *pbSkip is set under IGNORE; otherwise a constraint error. iSelf is the rowid of
-** the row being updated (its own id is no conflict). */
+** conflicting rows are deleted; *pbSkip is set under IGNORE; other modes leave it to the docs table's
+** constraints. iSelf is the rowid of the row being updated (its own id is no conflict). */
 static int resolve_conflicts(VsTable *pTab, RowValues *pRow, int bCheckRowid, i64 iSelf, int bHasSelf, int *pbSkip) {
-  char **pzErr = &pTab->base.zErrMsg;
   int eMode = sqlite3_vtab_on_conflict(pTab->db);
   int bRowidTaken = 0, bIdTaken = 0;
   i64 iIdRowid = 0;
   int rc = SQLITE_OK;
   *pbSkip = 0;
+  /* An INSERT under ABORT, FAIL or ROLLBACK leaves the conflict to the docs table's own constraints (its first
+  ** write fails, so nothing changes; storage.c words the error), sparing two lookups per row on bulk inserts.
+  ** An UPDATE that moves a row deletes before it inserts, and SQLite opens no statement savepoint for a
+  ** single-row write, so it must find the conflict before changing anything. */
+  if (!bHasSelf && eMode != SQLITE_REPLACE && eMode != SQLITE_IGNORE) return SQLITE_OK;
   if (bCheckRowid) rc = vs_storage_doc_exists(pTab->pStore, pRow->iRowid, &bRowidTaken);
   if (rc == SQLITE_OK) rc = vs_storage_doc_rowid_of_id(pTab->pStore, pRow->zId, &iIdRowid, &bIdTaken);
   if (rc != SQLITE_OK) return rc;
@@ -230,11 +234,11 @@ static int resolve_conflicts(VsTable *pTab, RowValues *pRow, int bCheckRowid, i6
     return SQLITE_OK;
   }
   if (bIdTaken) {
-    vs_error(pzErr, "UNIQUE constraint failed: %s.id: a document with id '%s' already exists", pTab->pCfg->zName,
-             pRow->zId);
+    vs_error(&pTab->base.zErrMsg, "UNIQUE constraint failed: %s.id: a document with id '%s' already exists",
+             pTab->pCfg->zName, pRow->zId);
   } else {
-    vs_error(pzErr, "UNIQUE constraint failed: %s.rowid: rowid %lld already exists", pTab->pCfg->zName,
-             pRow->iRowid);
+    vs_error(&pTab->base.zErrMsg, "UNIQUE constraint failed: %s.rowid: rowid %lld already exists",
+             pTab->pCfg->zName, pRow->iRowid);
   }
   return SQLITE_CONSTRAINT;
 }
