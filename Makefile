@@ -129,7 +129,7 @@ valgrind: $(BUILD)/vecstore.so $(TEST_BINS)
 
 # ---------------------------------------------------------------------------------------------------------------
 # bench (tests/bench): vecstore, raw Faiss and the peers (sqlite-vec, sqlite-vss) side by side in one run.
-#   make bench                    full run (1M-row sets; about half an hour on 2 cores)
+#   make bench                    full run (1M-row sets; 10 to 20 minutes on 2 cores)
 #   BENCH_SCALE=small make bench  quick run (under two minutes)
 #   make bench-plot               recall against latency curves of the last run: build/bench.png
 # The peers are prebuilt binaries installed with npm into $(CACHE_DIR)/peers (outside the clone); a peer that

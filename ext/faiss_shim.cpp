@@ -47,6 +47,7 @@ int vs_faiss_apply_params(FaissIndex_H *pIndex, const char *zParams, char **pzEr
 void vs_faiss_threads(int nThread);
 vs_i64 vs_faiss_train_minimum(FaissIndex_H *pIndex);
 int vs_faiss_ivf_probe(FaissIndex_H *pIndex, const char *zParams, vs_i64 *pnProbe, vs_i64 *pnList);
+void vs_faiss_reserve(FaissIndex_H *pIndex, vs_i64 nMore);
 }
 
 namespace {
@@ -305,4 +306,27 @@ int vs_faiss_ivf_probe(FaissIndex_H *pIndex, const char *zParams, vs_i64 *pnProb
   if (parse_params(zParams, params, err)) *pnProbe = (vs_i64)take(params, "nprobe", (double)ivf->nprobe);
   *pnList = (vs_i64)ivf->nlist;
   return 1;
+}
+
+/* Grows a vector's capacity to hold nMore more elements (best effort: out of memory leaves it as it was). */
+template <class T>
+static void reserve_more(std::vector<T> &v, size_t nMore) {
+  try {
+    if (v.capacity() < v.size() + nMore) v.reserve(v.size() + nMore);
+  } catch (const std::exception &) {
+  }
+}
+
+void vs_faiss_reserve(FaissIndex_H *pIndex, vs_i64 nMore) {
+  faiss::Index *index = reinterpret_cast<faiss::Index *>(pIndex);
+  if (nMore <= 0) return;
+  if (auto pt = dynamic_cast<faiss::IndexPreTransform *>(index)) index = pt->index;
+  if (auto hnsw = dynamic_cast<faiss::IndexHNSW *>(index)) {
+    size_t nPer = hnsw->ntotal > 0 ? hnsw->hnsw.neighbors.size() / (size_t)hnsw->ntotal : 0;
+    reserve_more(hnsw->hnsw.levels, (size_t)nMore);
+    reserve_more(hnsw->hnsw.offsets, (size_t)nMore);
+    reserve_more(hnsw->hnsw.neighbors, nPer * (size_t)nMore);
+    index = hnsw->storage;
+  }
+  if (auto flat = dynamic_cast<faiss::IndexFlatCodes *>(index)) reserve_more(flat->codes, flat->code_size * (size_t)nMore);
 }

@@ -379,6 +379,7 @@ int vs_index_read(FILE *f, i64 nByte, int nDim, VsMetric eMetric, VsIndex **ppId
     vs_index_free(p);
     return rc;
   }
+  vs_faiss_reserve(p->pFaiss, p->nLabel / 8 + 1024); /* a loaded index is exactly full: leave room to grow */
   *ppIdx = p;
   return SQLITE_OK;
 }

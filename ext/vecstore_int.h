@@ -146,6 +146,9 @@ int vs_faiss_apply_params(VsFaissIndex *pIndex, const char *zParams, char **pzEr
 void vs_faiss_threads(int nThread);
 /* For an IVF index (possibly behind a transform): 1, with the nprobe this query would use and nlist. */
 int vs_faiss_ivf_probe(VsFaissIndex *pIndex, const char *zParams, i64 *pnProbe, i64 *pnList);
+/* Makes room for nMore vectors in a flat or HNSW index's arrays, so the first add after a load does not copy
+** the whole index into a reallocation. */
+void vs_faiss_reserve(VsFaissIndex *pIndex, i64 nMore);
 /* The fewest vectors the index can be trained on (IVF nlist, PQ 2^nbits, ...; 1 when any will do). */
 i64 vs_faiss_train_minimum(VsFaissIndex *pIndex);
 
