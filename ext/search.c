@@ -5,11 +5,11 @@
 ** rows the open transaction touched, and rows already returned; when a batch is used up the index is asked
 ** again for twice as many; (2) the transaction's pending vectors, scored exactly up front; (3) once an
 ** approximate index would be asked for more than half its labels, an exact scan of the stored vectors returns
-** everything not returned yet. Exact indexes return rows in non-decreasing distance. With an approximate index
-** a row an earlier batch missed is returned as soon as a deeper batch (or the exact stage) finds it, after
-** farther rows: nothing is ever lost, and the order is as approximate as the index. Deeper HNSW batches search
-** with ef = k and deeper IVF batches probe twice as many lists, so such rows are few. A search among given rows
-** (rowid/id IN) scores just those, exactly.
+** everything not returned yet. Rows come in non-decreasing distance: a row a deeper approximate batch finds
+** nearer than one already returned is left to the exact stage, which returns it after farther rows if the stream
+** gets that far (so a full stream still returns every row once). Deeper HNSW batches search with ef = k, deeper
+** IVF batches probe twice as many lists, and a deeper batch takes over at half of the previous one, so such rows
+** are rare. A search among given rows (rowid/id IN) scores just those, exactly.
 */
 #include "vecstore_int.h"
 
@@ -31,6 +31,9 @@ struct VsSearch {
   CandidateList batch;   /* the current index batch */
   i64 nBatchAsked;       /* k of the current index batch (0: none yet) */
   i64 nBatchFound;       /* rows the index returned for it */
+  i64 nFirstAsked;       /* k of the first batch */
+  double rLast;          /* distance of the last row returned */
+  int bAny;              /* a row was returned */
   i64 nProbe;            /* IVF: nprobe of the current batch (widened with each batch), 0 otherwise */
   i64 nList;
   int eStage;            /* STAGE_INDEX, STAGE_EXACT, STAGE_DONE for the committed rows */
@@ -185,7 +188,8 @@ int vs_search_start(VsTable *pTab, const float *aQuery, i64 nFirstBatch, const c
     p->nProbe = 0;
   }
   if (rc == SQLITE_OK) rc = score_pending(p);
-  if (rc == SQLITE_OK) rc = fetch_batch(p, nFirstBatch > 0 ? nFirstBatch : 16);
+  p->nFirstAsked = nFirstBatch > 0 ? nFirstBatch : 16;
+  if (rc == SQLITE_OK) rc = fetch_batch(p, p->nFirstAsked);
   if (rc != SQLITE_OK) {
     vs_search_free(p);
     return rc;
@@ -242,9 +246,19 @@ int vs_search_from_list(VsTable *pTab, const i64 *aRowid, const double *aDist, i
   return finish_list_search(p, rc, pp);
 }
 
+/* Is the current batch done with? An approximate batch is least reliable at its tail, so once the stream goes
+** deeper than the first batch, half of a full batch is used before a twice larger one takes over: rows that
+** one finds nearer than rows already returned (which would come out of order) become rarer. */
+static int batch_used_up(const VsSearch *p) {
+  if (p->batch.iNext >= p->batch.n) return 1;
+  const VsIndex *pIdx = p->pTab->pIdx;
+  return p->eStage == STAGE_INDEX && pIdx && !pIdx->bExact && p->nBatchAsked > p->nFirstAsked &&
+         p->nBatchFound >= p->nBatchAsked && p->nBatchAsked < pIdx->nLabel && p->batch.iNext * 2 >= p->batch.n;
+}
+
 /* Makes p->batch hold a committed candidate if any remain, moving through the stages. */
 static int refill(VsSearch *p) {
-  while (p->eStage != STAGE_DONE && p->batch.iNext >= p->batch.n) {
+  while (p->eStage != STAGE_DONE && batch_used_up(p)) {
     int rc;
     if (p->eStage == STAGE_EXACT) {
       p->eStage = STAGE_DONE;
@@ -294,9 +308,14 @@ int vs_search_next(VsSearch *p, i64 *piRowid, double *prDist, int *pbEof) {
       p->batch.iNext++;
       i64 iDummy;
       if (vs_i64map_get(&p->emitted, next.iRowid, &iDummy)) continue;
+      /* Found late by a deeper approximate batch: returning it now would break the distance order, so it is
+      ** left for the exact stage (which ends every stream that gets that far). */
+      if (p->eStage == STAGE_INDEX && p->bAny && next.rDist < p->rLast) continue;
       rc = vs_i64map_put(&p->emitted, next.iRowid, 1);
       if (rc != SQLITE_OK) return rc;
     }
+    if (!p->bAny || next.rDist > p->rLast) p->rLast = next.rDist;
+    p->bAny = 1;
     *piRowid = next.iRowid;
     *prDist = next.rDist;
     *pbEof = 0;

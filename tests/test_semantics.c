@@ -1395,6 +1395,49 @@ static void test_order_by_limit(void **state) {
   close_db(db, "ordlim.db");
 }
 
+/* A deep filtered stream on HNSW (a low efSearch, a 10% SQL filter) must keep ORDER BY distance: it is consumed,
+** not sorted again. Before deeper batches took over at half of the previous one, 3 of 50 such queries came back
+** out of order. */
+static void test_hnsw_filtered_order(void **state) {
+  (void)state;
+  sqlite3 *db = open_fresh("hnsworder.db");
+  tu_exec(db, "CREATE VIRTUAL TABLE t USING vecstore(dim = 16, index = 'HNSW32'); BEGIN");
+  sqlite3_stmt *pIns = tu_prepare(db, "INSERT INTO t(rowid, embedding) VALUES (?, ?)");
+  uint64_t seed = 7;
+  float v[16];
+  for (int i = 1; i <= 20000; i++) {
+    for (int j = 0; j < 16; j++) v[j] = (float)tu_rand_unit(&seed);
+    sqlite3_bind_int64(pIns, 1, i);
+    sqlite3_bind_blob(pIns, 2, v, sizeof(v), SQLITE_TRANSIENT);
+    assert_int_equal(sqlite3_step(pIns), SQLITE_DONE);
+    sqlite3_reset(pIns);
+  }
+  sqlite3_finalize(pIns);
+  tu_exec(db, "COMMIT");
+  sqlite3_stmt *pQ = tu_prepare(db, "SELECT rowid, distance FROM t WHERE embedding MATCH ?1 AND rowid % 10 = 0 "
+                                    "AND search_params = 'efSearch=12' ORDER BY distance LIMIT 10");
+  int nBad = 0;
+  for (int q = 0; q < 50; q++) {
+    for (int j = 0; j < 16; j++) v[j] = (float)tu_rand_unit(&seed);
+    sqlite3_bind_blob(pQ, 1, v, sizeof(v), SQLITE_STATIC);
+    double rPrev = -1;
+    int nRow = 0, bBad = 0;
+    while (sqlite3_step(pQ) == SQLITE_ROW) {
+      double d = sqlite3_column_double(pQ, 1);
+      if (d < rPrev) bBad = 1;
+      rPrev = d;
+      nRow++;
+    }
+    sqlite3_reset(pQ);
+    assert_int_equal(nRow, 10);
+    nBad += bBad;
+  }
+  sqlite3_finalize(pQ);
+  printf("    HNSW32 filtered ORDER BY distance LIMIT 10: %d of 50 queries out of order\n", nBad);
+  assert_int_equal(nBad, 0);
+  close_db(db, "hnsworder.db");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_explain),
@@ -1408,6 +1451,7 @@ int main(void) {
       cmocka_unit_test(test_hnsw),
       cmocka_unit_test(test_ivf),
       cmocka_unit_test(test_hnsw_sq8),
+      cmocka_unit_test(test_hnsw_filtered_order),
   };
   int rc = cmocka_run_group_tests_name("semantics", tests, group_setup, group_teardown);
   free(g_aTruth);
