@@ -4,7 +4,7 @@
 ** Scans and point lookups step a statement on the docs table. Searches (MATCH) step a VsSearch stream
 ** (search.c) and fetch each row's document by rowid when a column is read. Conditions on declared metadata
 ** columns are SQL on the docs table: a scan runs them as its WHERE clause; a search counts the matching rows
-** and, when they are few (at most max(256, 4 sqrt(k * rows)), or an eighth of the rows for Flat), scores exactly
+** and, when they are few (at most max(256, 4 sqrt(k * rows)), or 1/40 of the rows for Flat), scores exactly
 ** those rows, else checks each candidate of the index stream against them; either way k rows come back
 ** whenever k rows match.
 ** With lambda_mult the first fetch_k candidates are re-ranked by maximal marginal relevance (mmr.c).
@@ -256,9 +256,9 @@ static int search_filtered(VsCursor *pCur, const float *aQuery, i64 nFirst) {
   double rWant = pCur->bLambda ? (pCur->nFetchK >= 0 ? pCur->nFetchK : VS_MMR_DEFAULT_FETCH_K) : (double)nFirst;
   /* Scoring m matching rows exactly costs m vector reads; streaming the index costs about k / selectivity
   ** candidate checks, plus, for an exhaustive index, a whole scan per deeper batch. Measured on 1M x 128, exact
-  ** scoring wins up to a few times sqrt(k * rows) matches, and for Flat up to an eighth of the table. */
+  ** scoring wins up to a few times sqrt(k * rows) matches, and for Flat up to 1/40 of the table. */
   i64 nExactMax = 4 * (i64)sqrt((rWant < 1 ? 1 : rWant) * rRows);
-  if (pTab->pIdx->bExact && nExactMax < (i64)(rRows / 8)) nExactMax = (i64)(rRows / 8);
+  if (pTab->pIdx->bExact && nExactMax < (i64)(rRows / 40)) nExactMax = (i64)(rRows / 40);
   if (nExactMax < 256) nExactMax = 256;
   /* Count the matches only up to the threshold, so a condition most rows meet costs little. */
   i64 nMatch = 0;
