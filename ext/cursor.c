@@ -284,7 +284,9 @@ static int search_filtered(VsCursor *pCur, const float *aQuery, i64 nFirst) {
     return rc;
   }
   rc = prepare_filtered(pCur, "SELECT 1 FROM {docs} WHERE rowid = ?1 AND ", "", &pCur->pCheck);
-  if (rc == SQLITE_OK) rc = vs_search_start(pTab, aQuery, nFirst * 2, pCur->zParams, &pCur->pSearch);
+  /* Many candidates will fail the check: a first batch deep enough (ef = its size) to hold the answer at the
+  ** selectivity where streaming begins spares re-searches and keeps the head of the stream accurate. */
+  if (rc == SQLITE_OK) rc = vs_search_start(pTab, aQuery, nFirst * 16, pCur->zParams, &pCur->pSearch);
   return rc;
 }
 
