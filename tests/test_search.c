@@ -10,7 +10,7 @@
 #include <time.h>
 #include <valgrind/valgrind.h>
 
-enum { M_L2, M_IP, M_COSINE };
+enum { M_L2 = TU_L2, M_IP = TU_IP, M_COSINE = TU_COSINE };
 static const char *azMetric[] = {"l2", "ip", "cosine"};
 
 /* bigann10k, loaded once for the whole group */
@@ -61,26 +61,6 @@ static void close_db(sqlite3 *db, const char *zName) {
   sqlite3_free(zPath);
 }
 
-static double ref_distance(const float *a, const float *b, int d, int eMetric) {
-  double rDot = 0, rL2 = 0, rNa = 0, rNb = 0;
-  for (int i = 0; i < d; i++) {
-    double x = a[i], y = b[i];
-    rDot += x * y;
-    rL2 += (x - y) * (x - y);
-    rNa += x * x;
-    rNb += y * y;
-  }
-  if (eMetric == M_L2) return rL2;
-  if (eMetric == M_IP) return -rDot;
-  if (rNa == 0 || rNb == 0) return 1.0;
-  return 1.0 - rDot / (sqrt(rNa) * sqrt(rNb));
-}
-
-static double ref_score(double rDist, int eMetric) {
-  if (eMetric == M_L2) return 1.0 - sqrt(rDist) / sqrt(2.0);
-  if (eMetric == M_COSINE) return 1.0 - rDist;
-  return -rDist;
-}
 
 /* Inserts base rows iFirst..iFirst+n-1 with rowid = row + 1 and id 'r<row>', in one transaction. */
 static void insert_rows(sqlite3 *db, const char *zTab, const float *aVec, int d, int iFirst, int n) {
@@ -136,7 +116,7 @@ static void brute_force(const float *aBase, int nBase, int d, const float *q, in
                         double *aDist) {
   int n = 0;
   for (int i = 0; i < nBase; i++) {
-    double r = ref_distance(aBase + (size_t)i * d, q, d, eMetric);
+    double r = tu_ref_distance(aBase + (size_t)i * d, q, d, eMetric);
     if (n == k && r >= aDist[k - 1]) continue;
     int j = n < k ? n++ : k - 1;
     while (j > 0 && aDist[j - 1] > r) {
@@ -181,7 +161,7 @@ static double measure_recall(sqlite3 *db, const char *zSql, const char *zArg2, c
     const int *aTruth = p->aGt + (size_t)iQ * p->kGt;
     int n = run_hits(db, zSql, q, p->d, zArg2, aHit, 16);
     if (n != 10) fail_msg("query %d: %d rows, expected 10\n  in: %s", iQ, n, zSql);
-    double rKth = ref_distance(p->aBase + (size_t)aTruth[9] * p->d, q, p->d, p->eMetric);
+    double rKth = tu_ref_distance(p->aBase + (size_t)aTruth[9] * p->d, q, p->d, p->eMetric);
     for (int i = 0; i < 10; i++) {
       sqlite3_int64 r = aHit[i].iRowid;
       if (r < 1 || r > p->nBase) fail_msg("query %d: rowid %lld out of range", iQ, (long long)r);
@@ -191,7 +171,7 @@ static double measure_recall(sqlite3 *db, const char *zSql, const char *zArg2, c
       }
       if (i > 0 && aHit[i].rDist < aHit[i - 1].rDist)
         fail_msg("query %d: distance %.9g after %.9g (not increasing)", iQ, aHit[i].rDist, aHit[i - 1].rDist);
-      double rTrue = ref_distance(p->aBase + (size_t)(r - 1) * p->d, q, p->d, p->eMetric);
+      double rTrue = tu_ref_distance(p->aBase + (size_t)(r - 1) * p->d, q, p->d, p->eMetric);
       if (p->bExactDist && fabs(aHit[i].rDist - rTrue) > 1e-4 * fmax(1.0, fabs(rTrue)))
         fail_msg("query %d rowid %lld: distance %.9g, expected %.9g", iQ, (long long)r, aHit[i].rDist, rTrue);
       int bIn = 0;
@@ -411,7 +391,7 @@ static void test_knn_metrics_random(void **state) {
             fail_msg("%s: distance %.9g but vecstore_distance %.9g", azMetric[eM], rDist, rFn);
           if (fabs(rDist - aDist[n]) > 1e-4 * fmax(1.0, fabs(aDist[n])))
             fail_msg("%s: distance %.9g, reference %.9g", azMetric[eM], rDist, aDist[n]);
-          double rWant = ref_score(rDist, eM);
+          double rWant = tu_ref_score(rDist, eM);
           if (fabs(rScore - rWant) > 1e-4) fail_msg("%s: score %.9g, expected %.9g", azMetric[eM], rScore, rWant);
           n++;
         }
@@ -627,7 +607,7 @@ static void test_recall_cohere_ip(void **state) {
   int n = run_hits(db, "SELECT rowid, distance, score FROM t WHERE embedding MATCH ?1 AND k = 3", aQ, d, 0, aHit, 4);
   assert_int_equal(n, 3);
   for (int i = 0; i < 3; i++) {
-    double rDot = -ref_distance(aBase + (size_t)(aHit[i].iRowid - 1) * d, aQ, d, M_IP);
+    double rDot = -tu_ref_distance(aBase + (size_t)(aHit[i].iRowid - 1) * d, aQ, d, M_IP);
     assert_float_equal(aHit[i].rScore, rDot, 1e-4 * fmax(1.0, fabs(rDot)));
     assert_float_equal(aHit[i].rDist, -rDot, 1e-4 * fmax(1.0, fabs(rDot)));
   }

@@ -25,7 +25,7 @@
 #define NCENTER 64
 #define MAXROWS 64
 
-enum { M_L2, M_IP, M_COSINE };
+enum { M_L2 = TU_L2, M_IP = TU_IP, M_COSINE = TU_COSINE };
 
 /**************************************************************************************************
 ** Data and the model of the table.
@@ -79,26 +79,6 @@ static void model_reset(void) {
   }
 }
 
-static double ref_distance(const float *a, const float *b, int d, int eMetric) {
-  double rDot = 0, rL2 = 0, rNa = 0, rNb = 0;
-  for (int i = 0; i < d; i++) {
-    double x = a[i], y = b[i];
-    rDot += x * y;
-    rL2 += (x - y) * (x - y);
-    rNa += x * x;
-    rNb += y * y;
-  }
-  if (eMetric == M_L2) return rL2;
-  if (eMetric == M_IP) return -rDot;
-  if (rNa == 0 || rNb == 0) return 1.0;
-  return 1.0 - rDot / (sqrt(rNa) * sqrt(rNb));
-}
-
-static double ref_score(double rDist, int eMetric) {
-  if (eMetric == M_L2) return 1.0 - sqrt(rDist) / sqrt(2.0);
-  if (eMetric == M_COSINE) return 1.0 - rDist;
-  return -rDist;
-}
 
 /* Filters: SQL text and the same condition on the model. */
 typedef struct Filter {
@@ -321,7 +301,7 @@ static void truth_compute(void) {
     t->n = 0;
     for (int i = 0; i < NTOT; i++) {
       if (!g_alive[i]) continue;
-      aDist[i] = ref_distance(g_vec[i], g_aQ + (size_t)iQ * DIM, DIM, M_L2);
+      aDist[i] = tu_ref_distance(g_vec[i], g_aQ + (size_t)iQ * DIM, DIM, M_L2);
       t->aRow[t->n++] = i;
     }
     g_aSortDist = aDist;
@@ -372,7 +352,7 @@ static double check_filtered(sqlite3 *db, const char *zSql, int (*xPred)(int), i
       for (int k = 0; k < j; k++) {
         if (res.aRowid[k] == r) fail_msg("query %d: rowid %lld twice\n  in: %s", iQ, (long long)r, zSql);
       }
-      double rTrue = ref_distance(g_vec[r - 1], q, DIM, M_L2);
+      double rTrue = tu_ref_distance(g_vec[r - 1], q, DIM, M_L2);
       int bIn = 0;
       for (int k = 0; k < nGot; k++) bIn |= aRow[k] == r - 1;
       if (bIn || (nGot > 0 && rTrue <= aDist[nGot - 1] * (1 + 1e-6))) nFound++;
@@ -572,7 +552,7 @@ static void check_k_limit(sqlite3 *db, const IndexCase *pCase) {
     run_query(db, zK, q, DIM, 0, 0, &a);
     assert_int_equal(a.n, 10);
     for (int i = 0; i < 10; i++) {
-      double rWant = ref_score(a.aDist[i], M_L2);
+      double rWant = tu_ref_score(a.aDist[i], M_L2);
       if (fabs(a.aScore[i] - rWant) > 1e-6) fail_msg("score %.9g, expected %.9g", a.aScore[i], rWant);
     }
     /* LIMIT 10 equals k = 10 exactly when the table gets the LIMIT or the index is exact; an approximate index
@@ -654,7 +634,7 @@ static void check_among(sqlite3 *db, const IndexCase *pCase, const int *aExtra, 
     double aBestDist[16];
     for (int j = 0; j < n; j++) {
       if (!g_alive[aPick[j]]) continue;
-      double r = ref_distance(g_vec[aPick[j]], q, DIM, M_L2);
+      double r = tu_ref_distance(g_vec[aPick[j]], q, DIM, M_L2);
       int k = nBest++;
       while (k > 0 && aBestDist[k - 1] > r) {
         aBestDist[k] = aBestDist[k - 1];
@@ -699,7 +679,7 @@ static void check_among(sqlite3 *db, const IndexCase *pCase, const int *aExtra, 
       if (!g_alive[i]) {
         assert_int_equal(res.n, 0);
       } else {
-        double r = ref_distance(g_vec[i], q, DIM, M_L2);
+        double r = tu_ref_distance(g_vec[i], q, DIM, M_L2);
         if (res.n != 1 || res.aRowid[0] != i + 1 || fabs(res.aDist[0] - r) > 1e-4 * fmax(1.0, r))
           fail_msg("%d rows (first %lld), expected rowid %d at %.9g\n  in: %s", res.n, res.n ? (long long)res.aRowid[0] : 0LL,
                    i + 1, r, zSql);
@@ -725,10 +705,10 @@ static void check_radius_big(sqlite3 *db, const IndexCase *pCase) {
     while (nWant < t->n && t->aDist[nWant] <= r) nWant++;
     Res res;
     for (int v = 0; v < 2; v++) {
-      run_query(db, v ? zGe : zLe, g_aQ + (size_t)iQ * DIM, DIM, 1, v ? ref_score(r, M_L2) : r, &res);
+      run_query(db, v ? zGe : zLe, g_aQ + (size_t)iQ * DIM, DIM, 1, v ? tu_ref_score(r, M_L2) : r, &res);
       int nIn = 0;
       for (int j = 0; j < res.n; j++) {
-        double rTrue = ref_distance(g_vec[res.aRowid[j] - 1], g_aQ + (size_t)iQ * DIM, DIM, M_L2);
+        double rTrue = tu_ref_distance(g_vec[res.aRowid[j] - 1], g_aQ + (size_t)iQ * DIM, DIM, M_L2);
         /* SQ8 reports (and compares) approximate distances: the reported one must be within the radius */
         double rSeen = pCase->bExact ? rTrue : res.aDist[j];
         if (rSeen > r * (1 + 1e-5)) fail_msg("rowid %lld at %.9g is outside the radius %.9g", (long long)res.aRowid[j], rSeen, r);
@@ -1013,7 +993,7 @@ static void test_radius(void **state) {
       int aRow[N];
       double aD[N];
       for (int i = 0; i < N; i++) {
-        double r = ref_distance(aVec + (size_t)i * D, q, D, m);
+        double r = tu_ref_distance(aVec + (size_t)i * D, q, D, m);
         int j = i;
         while (j > 0 && aD[j - 1] > r) {
           aD[j] = aD[j - 1];
@@ -1030,7 +1010,7 @@ static void test_radius(void **state) {
         if (top.aRowid[j] != aRow[j] + 1 || fabs(top.aDist[j] - aD[j]) > 1e-4 * fmax(1.0, fabs(aD[j])))
           fail_msg("%s: row %d is %lld (%.9g), expected %d (%.9g)", azMetric[m], j, (long long)top.aRowid[j],
                    top.aDist[j], aRow[j] + 1, aD[j]);
-        if (fabs(top.aScore[j] - ref_score(top.aDist[j], m)) > 1e-9) fail_msg("%s: score", azMetric[m]);
+        if (fabs(top.aScore[j] - tu_ref_score(top.aDist[j], m)) > 1e-9) fail_msg("%s: score", azMetric[m]);
       }
       /* Radius at the 50th row's own distance (as the table reports it): < excludes it, <= includes it. */
       double r50 = top.aDist[49], s50 = top.aScore[49];
@@ -1084,7 +1064,7 @@ static void test_radius(void **state) {
       /* The same with the score threshold. */
       pStmt = tu_prepare(db, "SELECT count(*) FROM r WHERE embedding MATCH ?1 AND score > ?2");
       sqlite3_bind_blob(pStmt, 1, q, D * 4, SQLITE_STATIC);
-      sqlite3_bind_double(pStmt, 2, ref_score(rWide, m));
+      sqlite3_bind_double(pStmt, 2, tu_ref_score(rWide, m));
       assert_int_equal(sqlite3_step(pStmt), SQLITE_ROW);
       assert_int_equal(sqlite3_column_int(pStmt, 0), 300);
       sqlite3_finalize(pStmt);
@@ -1301,7 +1281,7 @@ static void test_search_params(void **state) {
   for (int iQ = 0; iQ < Q; iQ++) {
     int n = 0;
     for (int i = 0; i < N; i++) {
-      double r = ref_distance(aVec + (size_t)i * D, aQ + (size_t)iQ * D, D, M_L2);
+      double r = tu_ref_distance(aVec + (size_t)i * D, aQ + (size_t)iQ * D, D, M_L2);
       if (n == 10 && r >= aTruthDist[iQ * 10 + 9]) continue;
       int j = n < 10 ? n++ : 9;
       while (j > 0 && aTruthDist[iQ * 10 + j - 1] > r) {

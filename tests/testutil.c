@@ -3,6 +3,7 @@
 #endif
 #include "testutil.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -179,4 +180,25 @@ void tu_expect_text(sqlite3 *db, const char *zSql, const char *zWant) {
   char *z = tu_text(db, zSql);
   if (strcmp(z, zWant) != 0) fail_msg("got '%s', expected '%s'\n  in: %s", z, zWant, zSql);
   sqlite3_free(z);
+}
+
+double tu_ref_distance(const float *a, const float *b, int d, int eMetric) {
+  double rDot = 0, rL2 = 0, rNa = 0, rNb = 0;
+  for (int i = 0; i < d; i++) {
+    double x = a[i], y = b[i];
+    rDot += x * y;
+    rL2 += (x - y) * (x - y);
+    rNa += x * x;
+    rNb += y * y;
+  }
+  if (eMetric == TU_L2) return rL2;
+  if (eMetric == TU_IP) return -rDot;
+  if (rNa == 0 || rNb == 0) return 1.0;
+  return 1.0 - rDot / (sqrt(rNa) * sqrt(rNb));
+}
+
+double tu_ref_score(double rDist, int eMetric) {
+  if (eMetric == TU_L2) return 1.0 - sqrt(rDist) / sqrt(2.0);
+  if (eMetric == TU_COSINE) return 1.0 - rDist;
+  return -rDist;
 }

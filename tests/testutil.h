@@ -43,6 +43,13 @@ int *tu_read_ivecs(const char *zName, int *pn, int *pd);
 /* The path of a file in ../shared/data (static buffer). */
 const char *tu_data_path(const char *zName);
 
+/* Reference metric of SPEC.md, in double precision, for checking results: eMetric is TU_L2 (squared Euclidean),
+** TU_IP (negated inner product) or TU_COSINE (1 - cosine similarity; a zero vector has similarity 0). */
+enum { TU_L2, TU_IP, TU_COSINE };
+double tu_ref_distance(const float *a, const float *b, int d, int eMetric);
+/* SPEC.md's score of a distance: l2 1 - sqrt(d)/sqrt(2), cosine 1 - d, ip -d. */
+double tu_ref_score(double rDist, int eMetric);
+
 /* Deterministic pseudo-random numbers (xorshift). */
 uint64_t tu_rand(uint64_t *pState);
 double tu_rand_unit(uint64_t *pState);
