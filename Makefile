@@ -14,7 +14,7 @@ CACHE_DIR ?= $(HOME)/.cache/vecstore
 BUILD := build
 
 DEB_PACKAGES := build-essential dpkg-dev cmake pkg-config libsqlite3-dev sqlite3 \
-  libopenblas-dev liblapack-dev libcmocka-dev valgrind python3
+  libopenblas-dev liblapack-dev libcmocka-dev valgrind python3 clang
 
 ifdef FAISS_PREFIX
 FAISS_DIR := $(FAISS_PREFIX)
@@ -149,3 +149,6 @@ bench: $(BUILD)/vecstore.so $(BENCH_BIN)
 bench-plot:
 	@bash tests/bench/plot.sh $(BUILD)/bench.json $(BUILD)/bench.png
 # end of bench section
+
+# Reliability (issue 6): fuzzing, sanitizers, crash and concurrency harnesses; each lives in its own fragment.
+-include $(sort $(wildcard tests/mk/*.mk))

@@ -35,6 +35,13 @@ if [ "${VALGRIND:-0}" != 1 ]; then
   if [ -n "$py" ] && [ -f tests/smoke.py ]; then
     run_one "python smoke" "$py" tests/smoke.py
   fi
+  # Further checks (fuzz corpus replay, sanitizer build, crash and concurrency harnesses): each
+  # tests/check_*.sh builds what it needs and exits non-zero on failure.
+  for check in tests/check_*.sh; do
+    [ -e "$check" ] || continue
+    name=$(basename "$check" .sh)
+    run_one "${name#check_}" bash "$check"
+  done
 fi
 
 echo
