@@ -254,35 +254,39 @@ static int search_filtered(VsCursor *pCur, const float *aQuery, i64 nFirst) {
   if (rc != SQLITE_OK) return rc;
   double rRows = (double)vs_index_count(pTab->pIdx) + (double)pTab->pending.last.nUsed;
   double rWant = pCur->bLambda ? (pCur->nFetchK >= 0 ? pCur->nFetchK : VS_MMR_DEFAULT_FETCH_K) : (double)nFirst;
-  /* Scoring m matching rows exactly costs m vector reads; streaming the index costs about k / selectivity
-  ** candidate checks, plus, for an exhaustive index, a whole scan per deeper batch. Measured on 1M x 128, exact
-  ** scoring wins up to a few times sqrt(k * rows) matches, and for Flat up to 1/40 of the table. */
-  i64 nExactMax = 4 * (i64)sqrt((rWant < 1 ? 1 : rWant) * rRows);
-  if (pTab->pIdx->bExact && nExactMax < (i64)(rRows / 40)) nExactMax = (i64)(rRows / 40);
+  /* Scoring m matching rows exactly costs m index reads (about 0.2-0.4 us each with the SQL that finds them)
+  ** when the index keeps full-precision vectors, else m reads from the vectors table (about 3 us each); streaming
+  ** costs about k / selectivity candidate checks (about 2 us each) after a search 16 * k deep, and a whole scan
+  ** per batch for an exhaustive index. Measured on 1M x 128 (k = 10): exact scoring wins up to a few times
+  ** sqrt(k * rows) matches on an approximate index, and up to about 1/16 of the table on Flat. */
+  double rRoot = sqrt((rWant < 1 ? 1 : rWant) * rRows);
+  int bInMemory = vs_index_keeps_vectors(pTab->pIdx);
+  i64 nExactMax = (i64)((bInMemory ? 8 : 4) * rRoot);
+  if (pTab->pIdx->bExact && nExactMax < (i64)(rRows / 16)) nExactMax = (i64)(rRows / 16);
   if (nExactMax < 256) nExactMax = 256;
-  /* Count the matches only up to the threshold, so a condition most rows meet costs little. */
-  i64 nMatch = 0;
-  char *zAfter = sqlite3_mprintf(" LIMIT %lld)", nExactMax + 1);
-  rc = zAfter ? prepare_filtered(pCur, "SELECT count(*) FROM (SELECT 1 FROM {docs} WHERE ", zAfter, &pStmt) : SQLITE_NOMEM;
+  /* The matching rowids, read only up to the threshold, so a condition most rows meet costs little. */
+  i64 *aRowid = 0, nMatch = 0, nAlloc = 0;
+  char *zAfter = sqlite3_mprintf(" LIMIT %lld", nExactMax + 1);
+  rc = zAfter ? prepare_filtered(pCur, "SELECT rowid FROM {docs} WHERE ", zAfter, &pStmt) : SQLITE_NOMEM;
   sqlite3_free(zAfter);
-  if (rc == SQLITE_OK && sqlite3_step(pStmt) == SQLITE_ROW) nMatch = sqlite3_column_int64(pStmt, 0);
-  if (pStmt) rc = sqlite3_finalize(pStmt);
-  pStmt = 0;
-  if (rc != SQLITE_OK) return rc;
-  if (nMatch <= nExactMax) {
-    VsI64Map set;
-    vs_i64map_init(&set);
-    rc = prepare_filtered(pCur, "SELECT rowid FROM {docs} WHERE ", "", &pStmt);
-    while (rc == SQLITE_OK && sqlite3_step(pStmt) == SQLITE_ROW) rc = vs_i64map_put(&set, sqlite3_column_int64(pStmt, 0), 1);
-    int rc2 = sqlite3_finalize(pStmt);
-    if (rc == SQLITE_OK) rc = rc2;
-    i64 *aRowid = 0, n = 0;
-    if (rc == SQLITE_OK) rc = set_to_array(&set, &aRowid, &n);
-    if (rc == SQLITE_OK) rc = vs_search_start_among(pTab, aQuery, aRowid, n, &pCur->pSearch);
-    sqlite3_free(aRowid);
-    vs_i64map_clear(&set);
-    return rc;
+  while (rc == SQLITE_OK && sqlite3_step(pStmt) == SQLITE_ROW) {
+    if (nMatch == nAlloc) {
+      nAlloc = nAlloc ? nAlloc * 2 : 1024;
+      i64 *aNew = sqlite3_realloc64(aRowid, (sqlite3_uint64)nAlloc * sizeof(i64));
+      if (aNew == 0) {
+        rc = SQLITE_NOMEM;
+        break;
+      }
+      aRowid = aNew;
+    }
+    aRowid[nMatch++] = sqlite3_column_int64(pStmt, 0);
   }
+  int rc2 = pStmt ? sqlite3_finalize(pStmt) : SQLITE_OK;
+  if (rc == SQLITE_OK) rc = rc2;
+  pStmt = 0;
+  if (rc == SQLITE_OK && nMatch <= nExactMax) rc = vs_search_start_among(pTab, aQuery, aRowid, nMatch, &pCur->pSearch);
+  sqlite3_free(aRowid);
+  if (rc != SQLITE_OK || nMatch <= nExactMax) return rc;
   rc = prepare_filtered(pCur, "SELECT 1 FROM {docs} WHERE rowid = ?1 AND ", "", &pCur->pCheck);
   /* Many candidates will fail the check: a first batch deep enough (ef = its size) to hold the answer at the
   ** selectivity where streaming begins spares re-searches and keeps the head of the stream accurate. */
@@ -506,6 +510,7 @@ int vs_cursor_filter(sqlite3_vtab_cursor *pCursor, int idxNum, const char *idxSt
   } else {
     rc = vs_vector_parse(pQuery, pTab->pCfg->nDim, "query vector", &aQuery, &nDim, &pTab->base.zErrMsg);
   }
+  if (rc == SQLITE_OK) rc = vs_vector_check_magnitude(aQuery, pTab->pCfg->nDim, "query vector", &pTab->base.zErrMsg);
   if (!pCur->bLambda && pCur->nFetchK >= 0 && (pCur->nCap < 0 || pCur->nFetchK < pCur->nCap)) {
     pCur->nCap = pCur->nFetchK; /* LangChain's fetch_k: only the fetch_k nearest rows are candidates */
   }

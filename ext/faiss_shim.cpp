@@ -5,6 +5,7 @@
 ** Every Faiss exception is caught here and turned into a "vecstore: " message.
 */
 #include <faiss/AutoTune.h>
+#include <faiss/IndexFlat.h>
 #include <faiss/IndexHNSW.h>
 #include <faiss/IndexIVF.h>
 #include <faiss/IndexIVFPQ.h>
@@ -12,6 +13,7 @@
 #include <faiss/IndexPreTransform.h>
 #include <faiss/impl/FaissException.h>
 #include <faiss/impl/IDSelector.h>
+#include <faiss/utils/distances.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -48,6 +50,7 @@ void vs_faiss_threads(int nThread);
 vs_i64 vs_faiss_train_minimum(FaissIndex_H *pIndex);
 int vs_faiss_ivf_probe(FaissIndex_H *pIndex, const char *zParams, vs_i64 *pnProbe, vs_i64 *pnList);
 void vs_faiss_reserve(FaissIndex_H *pIndex, vs_i64 nMore);
+int vs_faiss_flat_distances(FaissIndex_H *pIndex, const float *aQuery, const vs_i64 *aLabel, vs_i64 n, float *aDist);
 }
 
 namespace {
@@ -329,4 +332,24 @@ void vs_faiss_reserve(FaissIndex_H *pIndex, vs_i64 nMore) {
     index = hnsw->storage;
   }
   if (auto flat = dynamic_cast<faiss::IndexFlatCodes *>(index)) reserve_more(flat->codes, flat->code_size * (size_t)nMore);
+}
+
+/* Raw Faiss distances from one query to the vectors of the given labels, read from the index's own
+** full-precision vectors (Flat, or HNSW over Flat) with Faiss's SIMD kernels: 1, or 0 (nothing written) when
+** the index keeps no such vectors (quantized, IVF, transformed). Labels must be below ntotal. */
+int vs_faiss_flat_distances(FaissIndex_H *pIndex, const float *aQuery, const vs_i64 *aLabel, vs_i64 n, float *aDist) {
+  faiss::Index *index = reinterpret_cast<faiss::Index *>(pIndex);
+  if (auto hnsw = dynamic_cast<faiss::IndexHNSW *>(index)) index = hnsw->storage;
+  auto flat = dynamic_cast<faiss::IndexFlat *>(index);
+  if (flat == nullptr) return 0;
+  const float *xb = flat->get_xb();
+  const size_t d = (size_t)flat->d;
+  if (flat->metric_type == faiss::METRIC_L2) {
+    for (vs_i64 i = 0; i < n; i++) aDist[i] = faiss::fvec_L2sqr(aQuery, xb + (size_t)aLabel[i] * d, d);
+  } else if (flat->metric_type == faiss::METRIC_INNER_PRODUCT) {
+    for (vs_i64 i = 0; i < n; i++) aDist[i] = faiss::fvec_inner_product(aQuery, xb + (size_t)aLabel[i] * d, d);
+  } else {
+    return 0;
+  }
+  return 1;
 }

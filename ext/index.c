@@ -277,6 +277,34 @@ int vs_index_search(VsIndex *p, const float *aQuery, i64 k, const char *zParams,
   return rc;
 }
 
+int vs_index_keeps_vectors(VsIndex *p) { return vs_faiss_flat_distances(p->pFaiss, 0, 0, 0, 0); }
+
+int vs_index_exact_distances(VsIndex *p, const float *aQuery, i64 n, const i64 *aRowid, float *aDist) {
+  if (n <= 0) return SQLITE_OK;
+  float *aCopy = 0;
+  const float *aIn = index_input(p, 1, aQuery, &aCopy);
+  i64 *aLabel = sqlite3_malloc64((sqlite3_uint64)n * sizeof(i64));
+  float *aRaw = sqlite3_malloc64((sqlite3_uint64)n * sizeof(float));
+  int rc = (aIn && aLabel && aRaw) ? SQLITE_OK : SQLITE_NOMEM;
+  i64 nLive = 0;
+  for (i64 i = 0; rc == SQLITE_OK && i < n; i++) {
+    if (vs_i64map_get(&p->live, aRowid[i], &aLabel[nLive])) {
+      aDist[i] = 0.0f; /* filled below, in order */
+      nLive++;
+    } else {
+      aDist[i] = NAN;
+    }
+  }
+  if (rc == SQLITE_OK && !vs_faiss_flat_distances(p->pFaiss, aIn, aLabel, nLive, aRaw)) rc = SQLITE_NOTFOUND;
+  for (i64 i = 0, j = 0; rc == SQLITE_OK && i < n; i++) {
+    if (!isnan(aDist[i])) aDist[i] = spec_distance(p->eMetric, aRaw[j++]);
+  }
+  sqlite3_free(aCopy);
+  sqlite3_free(aLabel);
+  sqlite3_free(aRaw);
+  return rc;
+}
+
 /* Snapshot header, followed by nLabel int64 rowids, the description bytes, then the Faiss index. */
 typedef struct SnapshotHeader {
   uint32_t magic;

@@ -13,6 +13,8 @@
 */
 #include "vecstore_int.h"
 
+#include <math.h>
+
 typedef struct Candidate {
   double rDist;
   i64 iRowid;
@@ -21,6 +23,7 @@ typedef struct Candidate {
 typedef struct CandidateList {
   Candidate *a;
   i64 n, nAlloc, iNext;
+  i64 nSorted; /* a[0..nSorted) is in order and holds the nSorted nearest */
 } CandidateList;
 
 struct VsSearch {
@@ -56,18 +59,61 @@ static int candidate_push(CandidateList *p, i64 iRowid, double rDist) {
   return SQLITE_OK;
 }
 
+/* Nearest first, ties by rowid; a NaN distance (from overflowing vectors) sorts after every number, so the
+** order is total. */
 static int candidate_cmp(const void *pA, const void *pB) {
   const Candidate *a = pA, *b = pB;
-  if (a->rDist != b->rDist) return a->rDist < b->rDist ? -1 : 1;
+  if (a->rDist < b->rDist) return -1;
+  if (a->rDist > b->rDist) return 1;
+  int bNanA = isnan(a->rDist), bNanB = isnan(b->rDist);
+  if (bNanA != bNanB) return bNanA - bNanB;
   return (a->iRowid > b->iRowid) - (a->iRowid < b->iRowid);
 }
 
-static void candidate_sort(CandidateList *p) {
-  if (p->n > 1) qsort(p->a, (size_t)p->n, sizeof(Candidate), candidate_cmp);
-  p->iNext = 0;
+/* Reorders a[0..n) so that its nHead nearest candidates come first, in no particular order (Wirth's select). */
+static void candidate_select(Candidate *a, i64 n, i64 nHead) {
+  i64 lo = 0, hi = n - 1, k = nHead - 1;
+  while (lo < hi) {
+    Candidate pivot = a[k];
+    i64 i = lo, j = hi;
+    do {
+      while (candidate_cmp(&a[i], &pivot) < 0) i++;
+      while (candidate_cmp(&pivot, &a[j]) < 0) j--;
+      if (i <= j) {
+        Candidate t = a[i];
+        a[i++] = a[j];
+        a[j--] = t;
+      }
+    } while (i <= j);
+    if (j < k) lo = i;
+    if (k < i) hi = j;
+  }
 }
 
-static void candidate_reset(CandidateList *p) { p->n = p->iNext = 0; }
+/* Orders the list for reading from the start. Long lists (an exact stage, a broad among search) are ordered
+** lazily: the nearest few now, the rest only if the stream gets that far (candidate_next). */
+static void candidate_sort(CandidateList *p) {
+  enum { HEAD = 256 };
+  p->iNext = 0;
+  p->nSorted = p->n;
+  if (p->n > 4 * HEAD) {
+    candidate_select(p->a, p->n, HEAD);
+    p->nSorted = HEAD;
+  }
+  if (p->nSorted > 1) qsort(p->a, (size_t)p->nSorted, sizeof(Candidate), candidate_cmp);
+}
+
+/* The list's next candidate (NULL at its end), ordering the rest of a lazily ordered list when reached. */
+static Candidate *candidate_next(CandidateList *p) {
+  if (p->iNext >= p->n) return 0;
+  if (p->iNext == p->nSorted) {
+    qsort(p->a + p->nSorted, (size_t)(p->n - p->nSorted), sizeof(Candidate), candidate_cmp);
+    p->nSorted = p->n;
+  }
+  return &p->a[p->iNext];
+}
+
+static void candidate_reset(CandidateList *p) { p->n = p->iNext = p->nSorted = 0; }
 
 void vs_search_free(VsSearch *p) {
   if (p == 0) return;
@@ -221,18 +267,29 @@ static int finish_list_search(VsSearch *p, int rc, VsSearch **pp) {
 
 int vs_search_start_among(VsTable *pTab, const float *aQuery, const i64 *aRowid, i64 nRowid, VsSearch **pp) {
   *pp = 0;
+  int rc = vs_sync_read(pTab);
+  if (rc != SQLITE_OK) return rc;
   VsSearch *p = new_list_search(pTab);
   if (p == 0) return SQLITE_NOMEM;
   int nDim = pTab->pCfg->nDim;
   float *aVec = sqlite3_malloc64((sqlite3_uint64)nDim * sizeof(float));
-  int rc = aVec ? SQLITE_OK : SQLITE_NOMEM;
-  /* The shadow tables already hold the transaction's own changes, so stored vectors are the truth here. */
+  float *aMem = sqlite3_malloc64((sqlite3_uint64)(nRowid > 0 ? nRowid : 1) * sizeof(float));
+  if (aVec == 0 || aMem == 0) rc = SQLITE_NOMEM;
+  /* Committed rows the transaction has not touched are scored from the index's own full-precision vectors
+  ** when it keeps them (Flat, HNSW); the shadow tables, which hold the transaction's changes too, are the truth
+  ** for everything else. */
+  int bMem = rc == SQLITE_OK && vs_index_exact_distances(pTab->pIdx, aQuery, nRowid, aRowid, aMem) == SQLITE_OK;
   for (i64 i = 0; rc == SQLITE_OK && i < nRowid; i++) {
+    if (bMem && !isnan(aMem[i]) && vs_pending_get(&pTab->pending, aRowid[i]) == 0) {
+      rc = candidate_push(&p->batch, aRowid[i], aMem[i]);
+      continue;
+    }
     rc = vs_storage_vector_get(pTab->pStore, aRowid[i], aVec, &pTab->base.zErrMsg);
     if (rc == SQLITE_OK) rc = candidate_push(&p->batch, aRowid[i], vs_distance(aQuery, aVec, nDim, pTab->pCfg->eMetric));
     else if (rc == SQLITE_DONE) rc = SQLITE_OK;
   }
   sqlite3_free(aVec);
+  sqlite3_free(aMem);
   candidate_sort(&p->batch);
   return finish_list_search(p, rc, pp);
 }
@@ -243,6 +300,7 @@ int vs_search_from_list(VsTable *pTab, const i64 *aRowid, const double *aDist, i
   if (p == 0) return SQLITE_NOMEM;
   int rc = SQLITE_OK;
   for (i64 i = 0; rc == SQLITE_OK && i < n; i++) rc = candidate_push(&p->batch, aRowid[i], aDist[i]);
+  p->batch.nSorted = p->batch.n; /* the caller's order (MMR picks), not distance order */
   return finish_list_search(p, rc, pp);
 }
 
@@ -293,8 +351,8 @@ int vs_search_next(VsSearch *p, i64 *piRowid, double *prDist, int *pbEof) {
   for (;;) {
     int rc = refill(p);
     if (rc != SQLITE_OK) return rc;
-    Candidate *pC = p->batch.iNext < p->batch.n ? &p->batch.a[p->batch.iNext] : 0;
-    Candidate *pP = p->pending.iNext < p->pending.n ? &p->pending.a[p->pending.iNext] : 0;
+    Candidate *pC = candidate_next(&p->batch);
+    Candidate *pP = candidate_next(&p->pending);
     if (pC == 0 && pP == 0) {
       *pbEof = 1;
       return SQLITE_OK;

@@ -40,6 +40,11 @@ typedef enum VsMetric { VS_METRIC_L2 = 0, VS_METRIC_IP = 1, VS_METRIC_COSINE = 2
 ** zWhat names the value in error messages ("embedding", "query vector"). */
 int vs_vector_parse(sqlite3_value *pVal, int nExpect, const char *zWhat, float **paVec, int *pnDim,
                     char **pzErr);
+/* Vectors stored in or searched against a table have a squared norm of at most FLT_MAX / 4, so no distance
+** between two of them overflows float32 (|a-b|^2 <= 2|a|^2 + 2|b|^2, |a.b| <= |a||b|): SQLITE_OK, or SQLITE_ERROR
+** with a message naming zWhat and the norm. */
+#define VS_MAX_SQUARED_NORM 8.5e37
+int vs_vector_check_magnitude(const float *a, int nDim, const char *zWhat, char **pzErr);
 /* The JSON number z[0..n) as text strtod/strtof read the same in any locale (the decimal point swapped for
 ** the locale's): aBuf when it fits in nBuf bytes, else sqlite3_malloc'd; NULL when out of memory. */
 char *vs_number_for_strtod(const char *z, i64 n, char *aBuf, size_t nBuf);
@@ -149,6 +154,9 @@ int vs_faiss_ivf_probe(VsFaissIndex *pIndex, const char *zParams, i64 *pnProbe, 
 /* Makes room for nMore vectors in a flat or HNSW index's arrays, so the first add after a load does not copy
 ** the whole index into a reallocation. */
 void vs_faiss_reserve(VsFaissIndex *pIndex, i64 nMore);
+/* Raw distances from aQuery to the labels' own full-precision vectors: 1, or 0 when the index (quantized, IVF,
+** transformed) keeps none. */
+int vs_faiss_flat_distances(VsFaissIndex *pIndex, const float *aQuery, const i64 *aLabel, i64 n, float *aDist);
 /* The fewest vectors the index can be trained on (IVF nlist, PQ 2^nbits, ...; 1 when any will do). */
 i64 vs_faiss_train_minimum(VsFaissIndex *pIndex);
 
@@ -179,6 +187,12 @@ void vs_index_free(VsIndex *p);
 int vs_index_add(VsIndex *p, i64 n, const i64 *aRowid, const float *aVec, char **pzErr);
 /* Tombstones the vector of iRowid if there is one. */
 void vs_index_remove(VsIndex *p, i64 iRowid);
+/* Does the index keep full-precision vectors (Flat, HNSW over Flat), so vs_index_exact_distances works? */
+int vs_index_keeps_vectors(VsIndex *p);
+/* Exact distances from aQuery to the live vectors of n rowids, out of the index's own full-precision vectors
+** (no SQLite reads): SQLITE_OK with aDist[i] NAN where a rowid has no live vector, or SQLITE_NOTFOUND when the
+** index keeps no full-precision vectors. */
+int vs_index_exact_distances(VsIndex *p, const float *aQuery, i64 n, const i64 *aRowid, float *aDist);
 i64 vs_index_count(const VsIndex *p); /* live vectors */
 /* Checks that desc builds a usable index for nDim/eMetric and that zParams (may be NULL) applies to it. */
 int vs_index_validate(int nDim, VsMetric eMetric, const char *zDesc, const char *zParams, char **pzErr);

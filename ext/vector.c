@@ -273,6 +273,15 @@ static int parse_blob(const unsigned char *p, int nByte, const char *zWhat, floa
   return SQLITE_OK;
 }
 
+int vs_vector_check_magnitude(const float *a, int nDim, const char *zWhat, char **pzErr) {
+  double rSq = 0.0;
+  for (int i = 0; i < nDim; i++) rSq += (double)a[i] * a[i];
+  if (rSq <= VS_MAX_SQUARED_NORM) return SQLITE_OK;
+  vs_error(pzErr, "%s is too large: its squared norm is %.3g, expected at most %.3g so that distances stay finite "
+           "in float32", zWhat, rSq, VS_MAX_SQUARED_NORM);
+  return SQLITE_ERROR;
+}
+
 /* See vecstore_int.h. On error *paVec is NULL, *pnDim 0 and *pzErr says what was expected and received;
 ** the result is SQLITE_ERROR (bad value) or SQLITE_NOMEM. */
 int vs_vector_parse(sqlite3_value *pVal, int nExpect, const char *zWhat, float **paVec, int *pnDim,

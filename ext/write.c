@@ -170,6 +170,7 @@ static int read_row(VsTable *pTab, sqlite3_value **argv, int bInsert, RowValues 
       int nDim = 0;
       rc = vs_vector_parse(pEmb, pTab->pCfg->nDim, "embedding", &pRow->aVec, &nDim, pzErr);
     }
+    if (rc == SQLITE_OK) rc = vs_vector_check_magnitude(pRow->aVec, pTab->pCfg->nDim, "embedding", pzErr);
   }
   if (rc != SQLITE_OK) row_values_free(pRow);
   return rc;

@@ -857,6 +857,140 @@ static void test_index_types(void **state) {
   free(aGt);
 }
 
+/* A search among given rows (rowid IN a list) on every kind of index: rows the transaction has not touched are
+** scored from the index's own vectors when it keeps them (Flat, HNSW), from the vectors table otherwise (SQ, IVF);
+** rows updated or deleted in the open transaction from their new state. Long streams (more than the 256 nearest
+** ordered up front) come back complete, in distance order, with the reference distances. */
+static void test_among_every_index(void **state) {
+  (void)state;
+  enum { N = 3000, D = 16 };
+  sqlite3 *db = open_fresh("among.db");
+  uint64_t seed = 77;
+  float *aBase = malloc(sizeof(float) * N * D), q[D];
+  for (int i = 0; i < N * D; i++) aBase[i] = (float)(tu_rand_unit(&seed) * 2.0 - 1.0);
+  for (int i = 0; i < D; i++) q[i] = (float)(tu_rand_unit(&seed) * 2.0 - 1.0);
+  const char *azIndex[] = {"Flat", "HNSW16", "HNSW16,SQ8", "IVF4,Flat"};
+  for (int iIdx = 0; iIdx < 4; iIdx++) {
+    for (int eM = 0; eM < 3; eM++) {
+      char zSql[300];
+      snprintf(zSql, sizeof(zSql), "CREATE VIRTUAL TABLE t USING vecstore(dim = %d, metric = %s, index = '%s')", D,
+               azMetric[eM], azIndex[iIdx]);
+      tu_exec(db, zSql);
+      insert_rows(db, "t", aBase, D, 0, N);
+      /* In a transaction: rows 1..200 get new vectors (the negated old ones), every 7th row is deleted. */
+      float *aNow = malloc(sizeof(float) * N * D);
+      memcpy(aNow, aBase, sizeof(float) * N * D);
+      int *abGone = calloc(N, sizeof(int));
+      tu_exec(db, "BEGIN");
+      sqlite3_stmt *pUpd = tu_prepare(db, "UPDATE t SET embedding = ?2 WHERE rowid = ?1");
+      for (int i = 0; i < 200; i++) {
+        for (int j = 0; j < D; j++) aNow[i * D + j] = -aBase[i * D + j];
+        sqlite3_bind_int64(pUpd, 1, i + 1);
+        sqlite3_bind_blob(pUpd, 2, aNow + i * D, D * 4, SQLITE_STATIC);
+        assert_int_equal(sqlite3_step(pUpd), SQLITE_DONE);
+        sqlite3_reset(pUpd);
+      }
+      sqlite3_finalize(pUpd);
+      tu_exec(db, "DELETE FROM t WHERE rowid % 7 = 0");
+      for (int i = 0; i < N; i++) abGone[i] = (i + 1) % 7 == 0;
+      /* Every even rowid: 1,500 rows asked, those not deleted expected. */
+      sqlite3_stmt *pStmt = tu_prepare(db,
+          "WITH RECURSIVE s(x) AS (SELECT 2 UNION ALL SELECT x + 2 FROM s WHERE x < 3000) "
+          "SELECT rowid, distance FROM t WHERE embedding MATCH ?1 AND rowid IN (SELECT x FROM s)");
+      sqlite3_bind_blob(pStmt, 1, q, D * 4, SQLITE_STATIC);
+      int nWant = 0;
+      for (int i = 1; i < N; i += 2) nWant += !abGone[i];
+      int n = 0, rc;
+      double rPrev = -INFINITY;
+      while ((rc = sqlite3_step(pStmt)) == SQLITE_ROW) {
+        sqlite3_int64 iRowid = sqlite3_column_int64(pStmt, 0);
+        double rDist = sqlite3_column_double(pStmt, 1);
+        if (iRowid % 2 != 0 || iRowid < 1 || iRowid > N || abGone[iRowid - 1])
+          fail_msg("%s %s: row %lld should not be returned", azIndex[iIdx], azMetric[eM], (long long)iRowid);
+        double rRef = tu_ref_distance(q, aNow + (iRowid - 1) * D, D, eM);
+        if (fabs(rDist - rRef) > 1e-4 * fmax(1.0, fabs(rRef)))
+          fail_msg("%s %s: row %lld distance %.9g, reference %.9g", azIndex[iIdx], azMetric[eM], (long long)iRowid,
+                   rDist, rRef);
+        if (rDist < rPrev - 1e-6)
+          fail_msg("%s %s: row %d out of order (%.9g after %.9g)", azIndex[iIdx], azMetric[eM], n, rDist, rPrev);
+        rPrev = rDist;
+        n++;
+      }
+      if (rc != SQLITE_DONE) fail_msg("%s", sqlite3_errmsg(db));
+      sqlite3_finalize(pStmt);
+      assert_int_equal(n, nWant);
+      tu_exec(db, "ROLLBACK");
+      tu_exec(db, "DROP TABLE t");
+      free(aNow);
+      free(abGone);
+    }
+  }
+  free(aBase);
+  close_db(db, "among.db");
+}
+
+/* Distances must stay finite in float32 (Faiss's kernels would give inf - inf = NaN and drop rows): a vector whose
+** squared norm passes FLT_MAX / 4 is refused, as embedding or query, and vectors just inside the bound are
+** searched completely and in order with finite distances, by the index, the exact scan and among given rows. */
+static void test_vector_magnitude_bound(void **state) {
+  (void)state;
+  enum { N = 1500 };
+  sqlite3 *db = open_fresh("magnitude.db");
+  const double rS = 9.1e18; /* rS^2 = 8.28e37, just under the bound */
+  for (int iCase = 0; iCase < 4; iCase++) {
+    char zSql[200];
+    snprintf(zSql, sizeof(zSql), "CREATE VIRTUAL TABLE t USING vecstore(dim = 2, metric = %s, index = '%s')",
+             iCase % 2 ? "ip" : "l2", iCase / 2 ? "HNSW8" : "Flat");
+    tu_exec(db, zSql);
+    tu_expect_error(db, "INSERT INTO t(embedding) VALUES ('[3e38, 3e38]')", "vecstore: ", "embedding is too large",
+                    "squared norm", NULL);
+    tu_expect_error(db, "SELECT rowid FROM t WHERE embedding MATCH '[1e19, 1e19]' AND k = 1", "vecstore: ",
+                    "query vector is too large", NULL);
+    tu_exec(db, "BEGIN");
+    sqlite3_stmt *pIns = tu_prepare(db, "INSERT INTO t(rowid, embedding) VALUES (?1, ?2)");
+    for (int i = 1; i <= N; i++) {
+      double rAngle = 6.283185307179586 * i / N;
+      float v[2] = {(float)(rS * cos(rAngle)), (float)(rS * sin(rAngle))};
+      sqlite3_bind_int64(pIns, 1, i);
+      sqlite3_bind_blob(pIns, 2, v, sizeof(v), SQLITE_STATIC);
+      assert_int_equal(sqlite3_step(pIns), SQLITE_DONE);
+      sqlite3_reset(pIns);
+    }
+    sqlite3_finalize(pIns);
+    tu_exec(db, "COMMIT");
+    float q[2] = {(float)-rS, 0.0f};
+    const char *azQuery[] = {"SELECT rowid, distance FROM t WHERE embedding MATCH ?1",
+                             "SELECT rowid, distance FROM t WHERE embedding MATCH ?1 AND k = 20",
+                             "WITH RECURSIVE s(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM s WHERE x < 1500) "
+                             "SELECT rowid, distance FROM t WHERE embedding MATCH ?1 AND rowid IN (SELECT x FROM s)"};
+    for (int iQ = 0; iQ < 3; iQ++) {
+      sqlite3_stmt *pStmt = tu_prepare(db, azQuery[iQ]);
+      sqlite3_bind_blob(pStmt, 1, q, sizeof(q), SQLITE_STATIC);
+      char *abSeen = calloc(N + 1, 1);
+      int n = 0, rc;
+      double rPrev = -INFINITY;
+      while ((rc = sqlite3_step(pStmt)) == SQLITE_ROW) {
+        sqlite3_int64 iRowid = sqlite3_column_int64(pStmt, 0);
+        assert_true(iRowid >= 1 && iRowid <= N);
+        if (abSeen[iRowid]) fail_msg("case %d query %d: row %lld returned twice", iCase, iQ, (long long)iRowid);
+        abSeen[iRowid] = 1;
+        assert_int_equal(sqlite3_column_type(pStmt, 1), SQLITE_FLOAT);
+        double rDist = sqlite3_column_double(pStmt, 1);
+        if (!isfinite(rDist) || rDist < rPrev - 1e-6 * fabs(rPrev))
+          fail_msg("case %d query %d: row %d distance %g after %g", iCase, iQ, n, rDist, rPrev);
+        rPrev = rDist;
+        n++;
+      }
+      if (rc != SQLITE_DONE) fail_msg("case %d query %d: %s", iCase, iQ, sqlite3_errmsg(db));
+      sqlite3_finalize(pStmt);
+      assert_int_equal(n, iQ == 1 ? 20 : N);
+      free(abSeen);
+    }
+    tu_exec(db, "DROP TABLE t");
+  }
+  close_db(db, "magnitude.db");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_knn_fake_embeddings),
@@ -873,6 +1007,8 @@ int main(void) {
       cmocka_unit_test(test_train_too_few),
       cmocka_unit_test(test_index_switch_and_params),
       cmocka_unit_test(test_index_types),
+      cmocka_unit_test(test_among_every_index),
+      cmocka_unit_test(test_vector_magnitude_bound),
   };
   return cmocka_run_group_tests_name("search", tests, group_setup, group_teardown);
 }
