@@ -245,6 +245,35 @@ static int search_among(VsTable *pTab, const float *aQuery, sqlite3_value *pArg,
   return rc;
 }
 
+/* Does the row iRowid meet the declared-column conditions (pCur->pCheck)? 1, 0, or a negative SQLite error. */
+static int row_passes(VsCursor *pCur, i64 iRowid) {
+  sqlite3_bind_int64(pCur->pCheck, 1, iRowid);
+  int rc = sqlite3_step(pCur->pCheck);
+  sqlite3_reset(pCur->pCheck);
+  if (rc == SQLITE_ROW) return 1;
+  return rc == SQLITE_DONE ? 0 : -rc;
+}
+
+/* How many of VS_SAMPLE rows of the index, at fixed pseudo-random labels (the same ones for the same index, so
+** a query takes the same path each time; not a stride, which periodic conditions could alias), meet the
+** conditions: *pnHit of *pnLive live ones. */
+#define VS_SAMPLE 128
+static int sample_matches(VsCursor *pCur, i64 *pnHit, i64 *pnLive) {
+  const VsIndex *pIdx = cursor_table(pCur)->pIdx;
+  *pnHit = *pnLive = 0;
+  uint64_t x = 0x9E3779B97F4A7C15ull;
+  for (int i = 0; i < VS_SAMPLE && pIdx->nLabel > 0; i++) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    i64 iRowid = pIdx->aRowid[x % (uint64_t)pIdx->nLabel];
+    if (iRowid == VS_TOMBSTONE) continue;
+    int r = row_passes(pCur, iRowid);
+    if (r < 0) return -r;
+    (*pnLive)++;
+    *pnHit += r;
+  }
+  return SQLITE_OK;
+}
+
 /* Starts the search of a query with declared-column conditions: exactly among the matching rows when they are
 ** few, else the index stream with each candidate checked (pCheck). */
 static int search_filtered(VsCursor *pCur, const float *aQuery, i64 nFirst) {
@@ -264,12 +293,21 @@ static int search_filtered(VsCursor *pCur, const float *aQuery, i64 nFirst) {
   i64 nExactMax = (i64)((bInMemory ? 8 : 4) * rRoot);
   if (pTab->pIdx->bExact && nExactMax < (i64)(rRows / 16)) nExactMax = (i64)(rRows / 16);
   if (nExactMax < 256) nExactMax = 256;
+  rc = prepare_filtered(pCur, "SELECT 1 FROM {docs} WHERE rowid = ?1 AND ", "", &pCur->pCheck);
+  if (rc != SQLITE_OK) return rc;
+  /* A condition that a sample shows most rows meet goes straight to the stream (at 10% of 1M rows, reading the
+  ** first nExactMax matches would cost more than the search): at least 6 hits in 128, and an estimate past twice
+  ** the threshold. Otherwise the matches themselves decide. */
+  i64 nHit = 0, nLive = 0;
+  if (nExactMax * 4 < (i64)rRows) rc = sample_matches(pCur, &nHit, &nLive);
+  if (rc != SQLITE_OK) return rc;
+  int bBroad = nHit >= 6 && (double)nHit / (double)nLive * rRows > 2.0 * (double)nExactMax;
   /* The matching rowids, read only up to the threshold, so a condition most rows meet costs little. */
-  i64 *aRowid = 0, nMatch = 0, nAlloc = 0;
+  i64 *aRowid = 0, nMatch = bBroad ? nExactMax + 1 : 0, nAlloc = 0;
   char *zAfter = sqlite3_mprintf(" LIMIT %lld", nExactMax + 1);
-  rc = zAfter ? prepare_filtered(pCur, "SELECT rowid FROM {docs} WHERE ", zAfter, &pStmt) : SQLITE_NOMEM;
+  if (!bBroad) rc = zAfter ? prepare_filtered(pCur, "SELECT rowid FROM {docs} WHERE ", zAfter, &pStmt) : SQLITE_NOMEM;
   sqlite3_free(zAfter);
-  while (rc == SQLITE_OK && sqlite3_step(pStmt) == SQLITE_ROW) {
+  while (rc == SQLITE_OK && pStmt && sqlite3_step(pStmt) == SQLITE_ROW) {
     if (nMatch == nAlloc) {
       nAlloc = nAlloc ? nAlloc * 2 : 1024;
       i64 *aNew = sqlite3_realloc64(aRowid, (sqlite3_uint64)nAlloc * sizeof(i64));
@@ -286,12 +324,14 @@ static int search_filtered(VsCursor *pCur, const float *aQuery, i64 nFirst) {
   pStmt = 0;
   if (rc == SQLITE_OK && nMatch <= nExactMax) rc = vs_search_start_among(pTab, aQuery, aRowid, nMatch, &pCur->pSearch);
   sqlite3_free(aRowid);
+  if (rc == SQLITE_OK && nMatch <= nExactMax) {
+    sqlite3_finalize(pCur->pCheck);
+    pCur->pCheck = 0;
+  }
   if (rc != SQLITE_OK || nMatch <= nExactMax) return rc;
-  rc = prepare_filtered(pCur, "SELECT 1 FROM {docs} WHERE rowid = ?1 AND ", "", &pCur->pCheck);
   /* Many candidates will fail the check: a first batch deep enough (ef = its size) to hold the answer at the
   ** selectivity where streaming begins spares re-searches and keeps the head of the stream accurate. */
-  if (rc == SQLITE_OK) rc = vs_search_start(pTab, aQuery, nFirst * 16, pCur->zParams, &pCur->pSearch);
-  return rc;
+  return vs_search_start(pTab, aQuery, nFirst * 16, pCur->zParams, &pCur->pSearch);
 }
 
 /* The next row of the search stream that passes the declared-column check. */
@@ -299,11 +339,8 @@ static int next_candidate(VsCursor *pCur, i64 *piRowid, double *prDist, int *pbE
   for (;;) {
     int rc = vs_search_next(pCur->pSearch, piRowid, prDist, pbEof);
     if (rc != SQLITE_OK || *pbEof || pCur->pCheck == 0) return rc;
-    sqlite3_bind_int64(pCur->pCheck, 1, *piRowid);
-    rc = sqlite3_step(pCur->pCheck);
-    sqlite3_reset(pCur->pCheck);
-    if (rc == SQLITE_ROW) return SQLITE_OK;
-    if (rc != SQLITE_DONE) return rc;
+    int r = row_passes(pCur, *piRowid);
+    if (r != 0) return r > 0 ? SQLITE_OK : -r;
   }
 }
 

@@ -344,12 +344,17 @@ int vs_faiss_flat_distances(FaissIndex_H *pIndex, const float *aQuery, const vs_
   if (flat == nullptr) return 0;
   const float *xb = flat->get_xb();
   const size_t d = (size_t)flat->d;
-  if (flat->metric_type == faiss::METRIC_L2) {
-    for (vs_i64 i = 0; i < n; i++) aDist[i] = faiss::fvec_L2sqr(aQuery, xb + (size_t)aLabel[i] * d, d);
-  } else if (flat->metric_type == faiss::METRIC_INNER_PRODUCT) {
-    for (vs_i64 i = 0; i < n; i++) aDist[i] = faiss::fvec_inner_product(aQuery, xb + (size_t)aLabel[i] * d, d);
-  } else {
-    return 0;
+  const bool l2 = flat->metric_type == faiss::METRIC_L2;
+  if (!l2 && flat->metric_type != faiss::METRIC_INNER_PRODUCT) return 0;
+  /* Scattered rows are memory-bound: fetch the rows a few labels ahead while scoring this one. */
+  const vs_i64 ahead = 4;
+  for (vs_i64 i = 0; i < n; i++) {
+    if (i + ahead < n) {
+      const char *next = (const char *)(xb + (size_t)aLabel[i + ahead] * d);
+      for (size_t b = 0; b < d * sizeof(float); b += 64) __builtin_prefetch(next + b);
+    }
+    const float *y = xb + (size_t)aLabel[i] * d;
+    aDist[i] = l2 ? faiss::fvec_L2sqr(aQuery, y, d) : faiss::fvec_inner_product(aQuery, y, d);
   }
   return 1;
 }

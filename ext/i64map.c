@@ -29,6 +29,14 @@ void vs_i64map_clear(VsI64Map *p) {
   vs_i64map_init(p);
 }
 
+void vs_i64map_prefetch(const VsI64Map *p, i64 iKey) {
+  if (p->nSlot == 0) return;
+  i64 i = slot_of(iKey, p->nSlot);
+  __builtin_prefetch(&p->aUsed[i]);
+  __builtin_prefetch(&p->aKey[i]);
+  __builtin_prefetch(&p->aVal[i]);
+}
+
 /* Index of the slot holding iKey, or -1. */
 static i64 find_slot(const VsI64Map *p, i64 iKey) {
   if (p->nSlot == 0) return -1;

@@ -288,6 +288,7 @@ int vs_index_exact_distances(VsIndex *p, const float *aQuery, i64 n, const i64 *
   int rc = (aIn && aLabel && aRaw) ? SQLITE_OK : SQLITE_NOMEM;
   i64 nLive = 0;
   for (i64 i = 0; rc == SQLITE_OK && i < n; i++) {
+    if (i + 8 < n) vs_i64map_prefetch(&p->live, aRowid[i + 8]);
     if (vs_i64map_get(&p->live, aRowid[i], &aLabel[nLive])) {
       aDist[i] = 0.0f; /* filled below, in order */
       nLive++;
