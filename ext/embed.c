@@ -140,13 +140,54 @@ int vs_embed_register(sqlite3 *db) {
                                  0, embed_hash_func, 0, 0);
 }
 
+#define VS_EMBED_INNOCUOUS " -- innocuous"
+
+/* The embedder is named by the table's definition, that is by the database file, so it is held to SQLite's rules
+** for functions a schema calls (views, triggers, generated columns): a SQLITE_DIRECTONLY function is refused, and
+** with trusted_schema off so is one not marked SQLITE_INNOCUOUS. The function's flags come from
+** pragma_function_list when the embedder statement is prepared (a build without that pragma is trusted only with
+** trusted_schema on); an innocuous embedder's statement carries the marker VS_EMBED_INNOCUOUS. */
+static int prepare_embedder(VsTable *pTab, const char *zFn, char **pzErr) {
+  sqlite3_stmt *pFlags = 0;
+  int bDirectOnly = 0, bInnocuous = 0;
+  if (sqlite3_prepare_v2(pTab->db, "SELECT flags FROM pragma_function_list WHERE name = ?1 COLLATE NOCASE AND "
+                         "narg IN (1, -1)", -1, &pFlags, 0) == SQLITE_OK) {
+    sqlite3_bind_text(pFlags, 1, zFn, -1, SQLITE_STATIC);
+    int bAll = 1; /* innocuous only when every registration of the name is */
+    while (sqlite3_step(pFlags) == SQLITE_ROW) {
+      int flags = sqlite3_column_int(pFlags, 0);
+      if (flags & SQLITE_DIRECTONLY) bDirectOnly = 1;
+      bAll = bAll && (flags & SQLITE_INNOCUOUS);
+      bInnocuous = bAll;
+    }
+  }
+  sqlite3_finalize(pFlags);
+  if (bDirectOnly) {
+    vs_error(pzErr, "embedder '%s' is a direct-only SQL function (SQLITE_DIRECTONLY): the table definition may not "
+             "call it", zFn);
+    return SQLITE_ERROR;
+  }
+  char *zSql = sqlite3_mprintf("SELECT \"%w\"(?1)%s", zFn, bInnocuous ? VS_EMBED_INNOCUOUS : "");
+  int rc = zSql ? sqlite3_prepare_v3(pTab->db, zSql, -1, SQLITE_PREPARE_PERSISTENT, &pTab->pEmbedStmt, 0)
+                : SQLITE_NOMEM;
+  sqlite3_free(zSql);
+  return rc;
+}
+
 /* Calls the application's embedder function zFn (a cached statement "SELECT zFn(?1)") on pText. */
 static int embed_with_function(VsTable *pTab, const char *zFn, sqlite3_value *pText, float **paVec, char **pzErr) {
   int rc = SQLITE_OK;
-  if (pTab->pEmbedStmt == 0) {
-    char *zSql = sqlite3_mprintf("SELECT \"%w\"(?1)", zFn);
-    rc = zSql ? sqlite3_prepare_v3(pTab->db, zSql, -1, SQLITE_PREPARE_PERSISTENT, &pTab->pEmbedStmt, 0) : SQLITE_NOMEM;
-    sqlite3_free(zSql);
+  if (pTab->pEmbedStmt == 0) rc = prepare_embedder(pTab, zFn, pzErr);
+  if (rc == SQLITE_OK) {
+    int bTrusted = 1;
+    sqlite3_db_config(pTab->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, -1, &bTrusted);
+    const char *zSql = sqlite3_sql(pTab->pEmbedStmt);
+    size_t nSql = strlen(zSql), nMark = strlen(VS_EMBED_INNOCUOUS);
+    if (!bTrusted && (nSql < nMark || strcmp(zSql + nSql - nMark, VS_EMBED_INNOCUOUS) != 0)) {
+      vs_error(pzErr, "embedder '%s' is not marked SQLITE_INNOCUOUS and trusted_schema is off: the table definition "
+               "may not call it (register it with SQLITE_INNOCUOUS, or turn trusted_schema on)", zFn);
+      return SQLITE_ERROR;
+    }
   }
   sqlite3_stmt *pStmt = pTab->pEmbedStmt;
   if (rc == SQLITE_OK) {

@@ -11,12 +11,15 @@
 #include <faiss/IndexIVFPQ.h>
 #include <faiss/IndexPQ.h>
 #include <faiss/IndexPreTransform.h>
+#include <faiss/IndexScalarQuantizer.h>
+#include <faiss/invlists/InvertedLists.h>
 #include <faiss/impl/FaissException.h>
 #include <faiss/impl/IDSelector.h>
 #include <faiss/utils/distances.h>
 #include <omp.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
@@ -51,6 +54,7 @@ vs_i64 vs_faiss_train_minimum(FaissIndex_H *pIndex);
 int vs_faiss_ivf_probe(FaissIndex_H *pIndex, const char *zParams, vs_i64 *pnProbe, vs_i64 *pnList);
 void vs_faiss_reserve(FaissIndex_H *pIndex, vs_i64 nMore);
 int vs_faiss_flat_distances(FaissIndex_H *pIndex, const float *aQuery, const vs_i64 *aLabel, vs_i64 n, float *aDist);
+int vs_faiss_check_structure(FaissIndex_H *pIndex, char **pzErr);
 }
 
 namespace {
@@ -85,6 +89,31 @@ struct Param {
   bool used;
 };
 
+/* Values size Faiss's allocations and are cast to integers: the integer parameters must be integers in range
+** (efSearch and nprobe are further clamped to the index's size at search time), any other at most 2^53. */
+bool check_value(const std::string &name, double v, std::string &err) {
+  static const struct {
+    const char *name;
+    double lo, hi;
+  } ints[] = {{"efSearch", 1, 2147483647.0}, {"nprobe", 1, 2147483647.0}, {"quantizer_efSearch", 1, 2147483647.0},
+              {"max_codes", 0, 9007199254740992.0}, {"ht", 0, 2147483647.0}};
+  char buf[64];
+  snprintf(buf, sizeof(buf), "%.17g", v);
+  for (const auto &r : ints) {
+    if (name == r.name && !(v >= r.lo && v <= r.hi && v == (double)(long long)v)) {
+      char range[96];
+      snprintf(range, sizeof(range), "%.0f to %.0f", r.lo, r.hi);
+      err = "search parameter " + name + " must be an integer from " + range + ", received " + buf;
+      return false;
+    }
+  }
+  if (!(v <= 9007199254740992.0)) {
+    err = "search parameter " + name + " must be at most 2^53, received " + buf;
+    return false;
+  }
+  return true;
+}
+
 /* Parses "name=value,name=value". */
 bool parse_params(const char *z, std::vector<Param> &out, std::string &err) {
   if (z == nullptr) return true;
@@ -105,7 +134,9 @@ bool parse_params(const char *z, std::vector<Param> &out, std::string &err) {
       err = "search parameters must look like 'efSearch=64,nprobe=8', received '" + s + "'";
       return false;
     }
-    out.push_back(Param{item.substr(0, eq), v, false});
+    std::string name = item.substr(0, eq);
+    if (!check_value(name, v, err)) return false;
+    out.push_back(Param{name, v, false});
   }
   return true;
 }
@@ -154,10 +185,13 @@ faiss::SearchParameters *build_params(const faiss::Index *index, std::vector<Par
   }
   if (auto hnsw = dynamic_cast<const faiss::IndexHNSW *>(index)) {
     auto p = std::make_unique<faiss::SearchParametersHNSW>();
-    p->efSearch = (int)take(params, "efSearch", hnsw->hnsw.efSearch);
+    vs_i64 ef = (vs_i64)take(params, "efSearch", hnsw->hnsw.efSearch);
     /* HNSW stops once efSearch candidates lie below the current one, whatever k is: a batch deeper than
-    ** efSearch (the streaming cursor's later batches) searches with ef = k so its tail is as good as its head. */
-    if (k > p->efSearch) p->efSearch = (int)std::min<vs_i64>(k, 1 << 20);
+    ** efSearch (the streaming cursor's later batches) searches with ef = k so its tail is as good as its head.
+    ** A queue longer than the index holds nothing more, and would be allocated whole: ef is clamped to it. */
+    if (k > ef) ef = k;
+    ef = std::min<vs_i64>(ef, std::min<vs_i64>(std::max<vs_i64>((vs_i64)hnsw->ntotal, 1), 1 << 20));
+    p->efSearch = (int)std::max<vs_i64>(ef, 1);
     p->sel = sel;
     if (guard && p->efSearch != hnsw->hnsw.efSearch) guard->set(hnsw, p->efSearch);
     known = "efSearch";
@@ -308,6 +342,7 @@ int vs_faiss_ivf_probe(FaissIndex_H *pIndex, const char *zParams, vs_i64 *pnProb
   *pnProbe = (vs_i64)ivf->nprobe;
   if (parse_params(zParams, params, err)) *pnProbe = (vs_i64)take(params, "nprobe", (double)ivf->nprobe);
   *pnList = (vs_i64)ivf->nlist;
+  if (*pnProbe > *pnList) *pnProbe = *pnList;
   return 1;
 }
 
@@ -357,4 +392,95 @@ int vs_faiss_flat_distances(FaissIndex_H *pIndex, const float *aQuery, const vs_
     aDist[i] = l2 ? faiss::fvec_L2sqr(aQuery, y, d) : faiss::fvec_inner_product(aQuery, y, d);
   }
   return 1;
+}
+
+namespace {
+
+/* The first inconsistency of a read index's structure that a search or an add would trust (array sizes, graph
+** links, list counts), or "" when there is none. Faiss's reader checks little of this, and a forged snapshot
+** with a valid checksum could otherwise make it read or write out of bounds. */
+std::string structure_problem(const faiss::Index *index) {
+  if (index->ntotal < 0 || index->d <= 0) return "negative size";
+  const size_t n = (size_t)index->ntotal;
+  if (auto pt = dynamic_cast<const faiss::IndexPreTransform *>(index)) {
+    int d = pt->d;
+    for (const faiss::VectorTransform *vt : pt->chain) {
+      if (vt == nullptr || vt->d_in != d) return "transform dimensions do not chain";
+      d = vt->d_out;
+    }
+    if (pt->index == nullptr || pt->index->d != d || pt->index->ntotal != pt->ntotal) return "transformed index does not match";
+    return structure_problem(pt->index);
+  }
+  if (auto hnsw = dynamic_cast<const faiss::IndexHNSW *>(index)) {
+    const faiss::HNSW &g = hnsw->hnsw;
+    if (hnsw->storage == nullptr || hnsw->storage->ntotal != hnsw->ntotal || hnsw->storage->d != hnsw->d)
+      return "HNSW storage does not match the graph";
+    std::string inner = structure_problem(hnsw->storage);
+    if (!inner.empty()) return inner;
+    const auto &cum = g.cum_nneighbor_per_level;
+    if (cum.size() < 2 || cum[0] != 0 || g.assign_probas.size() + 1 != cum.size()) return "HNSW level table is invalid";
+    for (size_t l = 1; l < cum.size(); l++) {
+      if (cum[l] < cum[l - 1] || cum[l] > (1 << 16)) return "HNSW level table is invalid";
+    }
+    if (g.levels.size() != n || g.offsets.size() != n + 1 || g.offsets[0] != 0 || g.offsets[n] != g.neighbors.size())
+      return "HNSW node arrays have the wrong sizes";
+    if (g.efConstruction < 1 || g.efConstruction > (1 << 20) || g.efSearch < 1) return "HNSW parameters are invalid";
+    for (size_t i = 0; i < n; i++) {
+      int lv = g.levels[i];
+      if (lv < 1 || (size_t)lv >= cum.size() || g.offsets[i + 1] < g.offsets[i] ||
+          g.offsets[i + 1] - g.offsets[i] != (size_t)cum[lv])
+        return "HNSW node " + std::to_string(i) + " has an invalid level";
+    }
+    for (size_t i = 0; i < n; i++) {
+      for (int l = 0; l < g.levels[i]; l++) {
+        for (size_t j = g.offsets[i] + cum[l]; j < g.offsets[i] + cum[l + 1]; j++) {
+          faiss::HNSW::storage_idx_t v = g.neighbors[j];
+          if (v == -1) continue;
+          if (v < 0 || (size_t)v >= n || g.levels[v] <= l) return "HNSW node " + std::to_string(i) + " has an invalid link";
+        }
+      }
+    }
+    if (n == 0 ? (g.entry_point != -1 || g.max_level != -1)
+               : (g.entry_point < 0 || (size_t)g.entry_point >= n || g.max_level != g.levels[g.entry_point] - 1))
+      return "HNSW entry point is invalid";
+    return "";
+  }
+  if (auto ivf = dynamic_cast<const faiss::IndexIVF *>(index)) {
+    if (ivf->quantizer == nullptr || ivf->quantizer->d != ivf->d || ivf->invlists == nullptr ||
+        ivf->invlists->nlist != ivf->nlist || (ivf->is_trained && (size_t)ivf->quantizer->ntotal != ivf->nlist))
+      return "IVF lists do not match the quantizer";
+    std::string inner = structure_problem(ivf->quantizer);
+    if (!inner.empty()) return inner;
+    size_t total = 0;
+    for (size_t l = 0; l < ivf->nlist; l++) total += ivf->invlists->list_size(l);
+    if (total != n) return "IVF lists hold another number of vectors than the index";
+    if (auto pq = dynamic_cast<const faiss::IndexIVFPQ *>(index)) {
+      if (pq->pq.nbits > 16 || pq->pq.M * pq->pq.dsub != (size_t)pq->d) return "PQ shape is invalid";
+    }
+    return "";
+  }
+  if (auto pq = dynamic_cast<const faiss::IndexPQ *>(index)) {
+    if (pq->pq.nbits > 16 || pq->pq.M * pq->pq.dsub != (size_t)pq->d || pq->pq.centroids.size() != pq->pq.d * pq->pq.ksub)
+      return "PQ shape is invalid";
+  }
+  if (auto sq = dynamic_cast<const faiss::IndexScalarQuantizer *>(index)) {
+    if (sq->sq.d != (size_t)sq->d) return "scalar quantizer shape is invalid";
+  }
+  if (auto codes = dynamic_cast<const faiss::IndexFlatCodes *>(index)) {
+    if (codes->codes.size() != n * codes->code_size) return "stored codes have the wrong size";
+  }
+  return "";
+}
+
+}  // namespace
+
+int vs_faiss_check_structure(FaissIndex_H *pIndex, char **pzErr) {
+  try {
+    std::string problem = structure_problem(reinterpret_cast<const faiss::Index *>(pIndex));
+    if (problem.empty()) return SQLITE_OK;
+    set_error(pzErr, "the index snapshot is damaged: " + problem);
+  } catch (const std::exception &e) {
+    set_error(pzErr, std::string("the index snapshot is damaged: ") + e.what());
+  }
+  return SQLITE_CORRUPT;
 }

@@ -14,6 +14,7 @@
 #include <faiss/c_api/error_c.h>
 #include <faiss/c_api/index_factory_c.h>
 #include <faiss/c_api/index_io_c.h>
+#include <ctype.h>
 #include <math.h>
 
 #define VS_SNAPSHOT_MAGIC 0x58495356u /* "VSIX" */
@@ -33,8 +34,47 @@ static void faiss_error(char **pzErr, const char *zWhat) {
   vs_error(pzErr, "%s: %s", zWhat, zShort ? zShort + 2 : (zMsg ? zMsg : "unknown Faiss error"));
 }
 
+/* Refuses descriptions Faiss would turn into a crash or an unbounded allocation: NSG (built once from all
+** vectors; Faiss divides by zero adding a few), a number above 2^20 (lists, links, output dimensions), codes of
+** more than 16 bits ("PQ2x32": Faiss computes 1 << nbits in an int) and HNSW with more than 512 links. */
+static int check_description(const char *zDesc, char **pzErr) {
+  const char *z = zDesc;
+  while (*z) {
+    const char *zTok = z;
+    while (*z && *z != ',') z++;
+    int nTok = (int)(z - zTok);
+    if (*z == ',') z++;
+    if (nTok >= 3 && sqlite3_strnicmp(zTok, "NSG", 3) == 0) {
+      vs_error(pzErr, "index '%s': NSG indexes cannot grow a row at a time (Faiss builds them once); expected "
+               "Flat, HNSW, IVF, SQ or PQ", zDesc);
+      return SQLITE_ERROR;
+    }
+    for (int i = 0; i < nTok; i++) {
+      if (!isdigit((unsigned char)zTok[i]) || (i > 0 && isdigit((unsigned char)zTok[i - 1]))) continue;
+      i64 v = 0;
+      int j = i;
+      while (j < nTok && isdigit((unsigned char)zTok[j])) {
+        if (v <= (1 << 20)) v = v * 10 + (zTok[j] - '0');
+        j++;
+      }
+      const char *zWhy = 0;
+      i64 nMax = 1 << 20;
+      if (v > nMax) zWhy = "is too large";
+      else if (i > 0 && (zTok[i - 1] == 'x' || zTok[i - 1] == 'X') && v > 16) zWhy = "bits per code is too large", nMax = 16;
+      else if (i == 4 && sqlite3_strnicmp(zTok, "HNSW", 4) == 0 && v > 512) zWhy = "links per node is too large", nMax = 512;
+      if (zWhy) {
+        vs_error(pzErr, "index '%s': %.*s %s (expected at most %lld)", zDesc, j - i, zTok + i, zWhy,
+                 nMax);
+        return SQLITE_ERROR;
+      }
+    }
+  }
+  return SQLITE_OK;
+}
+
 static int factory(int nDim, VsMetric eMetric, const char *zDesc, FaissIndex **ppOut, char **pzErr) {
   *ppOut = 0;
+  if (check_description(zDesc, pzErr) != SQLITE_OK) return SQLITE_ERROR;
   if (sqlite3_strnicmp(zDesc, "IDMap", 5) == 0) {
     vs_error(pzErr, "index '%s': vecstore maps rowids itself, expected a description without IDMap", zDesc);
     return SQLITE_ERROR;
@@ -376,6 +416,7 @@ int vs_index_read(FILE *f, i64 nByte, int nDim, VsMetric eMetric, VsIndex **ppId
                  (long long)faiss_Index_ntotal(pFaiss), faiss_Index_d(pFaiss), (long long)h.nLabel, nDim);
         rc = SQLITE_CORRUPT;
       }
+      if (rc == SQLITE_OK) rc = vs_faiss_check_structure(p->pFaiss, pzErr);
     }
   }
   for (i64 i = 0; rc == SQLITE_OK && i < p->nLabel; i++) {

@@ -332,7 +332,7 @@ static int refill(VsSearch *p) {
     int bAllAsked = p->nBatchAsked >= pIdx->nLabel;
     if (pIdx->bExact && (nFound < p->nBatchAsked || bAllAsked)) {
       p->eStage = STAGE_DONE; /* an exhaustive index returned all it had */
-    } else if (!pIdx->bExact && (p->nBatchAsked * 2 > pIdx->nLabel / 2 ||
+    } else if (!pIdx->bExact && (p->nBatchAsked > pIdx->nLabel / 4 ||
                                  (p->nBatchFound < p->nBatchAsked && !(p->nProbe > 0 && p->nProbe < p->nList)))) {
       /* Asked for much of the index, or it came back short with no wider probe left: score the rest exactly. */
       p->eStage = STAGE_EXACT;
@@ -340,7 +340,7 @@ static int refill(VsSearch *p) {
       if (rc != SQLITE_OK) return rc;
     } else {
       if (p->nProbe > 0) p->nProbe = p->nProbe * 2 < p->nList ? p->nProbe * 2 : p->nList;
-      rc = fetch_batch(p, p->nBatchAsked * 2);
+      rc = fetch_batch(p, p->nBatchAsked > pIdx->nLabel ? p->nBatchAsked : p->nBatchAsked * 2);
       if (rc != SQLITE_OK) return rc;
     }
   }

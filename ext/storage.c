@@ -13,6 +13,8 @@
 */
 #include "vecstore_int.h"
 
+#include <math.h>
+
 #define VS_CHUNK_SIZE (1 << 20)
 #define VS_FORMAT_VERSION 1
 
@@ -477,12 +479,32 @@ int vs_storage_vector_put(VsStorage *p, i64 iRowid, const float *aVec, int nDim)
 
 int vs_storage_vector_delete(VsStorage *p, i64 iRowid) { return run_with_rowid(p, VEC_DELETE, iRowid); }
 
-/* Checks that a stored embedding has the table's size. */
-static int check_blob(VsStorage *p, i64 iRowid, int nByte, char **pzErr) {
-  if (nByte != p->nDim * (int)sizeof(float)) {
-    vs_error(pzErr, "the stored vector of rowid %lld has %d bytes, expected %d (dim=%d): the %s_vectors table is "
-             "damaged", iRowid, nByte, p->nDim * (int)sizeof(float), p->nDim, p->zName);
+/* Copies the stored embedding in column iCol of pStmt (the row of iRowid) into aOut, after checking that it is a
+** BLOB of the table's size holding finite floats: anything else means the _vectors table was edited or damaged,
+** and is reported (SQLITE_CORRUPT) instead of reaching the index. */
+static int read_vector(VsStorage *p, sqlite3_stmt *pStmt, int iCol, i64 iRowid, float *aOut, char **pzErr) {
+  int eType = sqlite3_column_type(pStmt, iCol);
+  const void *pBlob = sqlite3_column_blob(pStmt, iCol);
+  int nByte = sqlite3_column_bytes(pStmt, iCol);
+  int nWant = p->nDim * (int)sizeof(float);
+  if (eType != SQLITE_BLOB) {
+    static const char *const azType[] = {"", "an integer", "a real", "text", "a blob", "NULL"};
+    vs_error(pzErr, "the stored vector of rowid %lld is %s, expected a BLOB of %d bytes (dim=%d): the %s_vectors "
+             "table is damaged", iRowid, azType[eType], nWant, p->nDim, p->zName);
     return SQLITE_CORRUPT;
+  }
+  if (nByte != nWant) {
+    vs_error(pzErr, "the stored vector of rowid %lld has %d bytes, expected %d (dim=%d): the %s_vectors table is "
+             "damaged", iRowid, nByte, nWant, p->nDim, p->zName);
+    return SQLITE_CORRUPT;
+  }
+  memcpy(aOut, pBlob, (size_t)nWant);
+  for (int i = 0; i < p->nDim; i++) {
+    if (!isfinite(aOut[i])) {
+      vs_error(pzErr, "the stored vector of rowid %lld holds a non-finite value at index %d: the %s_vectors table "
+               "is damaged", iRowid, i, p->zName);
+      return SQLITE_CORRUPT;
+    }
   }
   return SQLITE_OK;
 }
@@ -493,11 +515,7 @@ int vs_storage_vector_get(VsStorage *p, i64 iRowid, float *aOut, char **pzErr) {
   if (rc != SQLITE_OK) return db_error(p->db, rc, pzErr, "reading a vector failed");
   sqlite3_bind_int64(pStmt, 1, iRowid);
   rc = sqlite3_step(pStmt);
-  if (rc == SQLITE_ROW) {
-    const void *pBlob = sqlite3_column_blob(pStmt, 0);
-    rc = check_blob(p, iRowid, sqlite3_column_bytes(pStmt, 0), pzErr);
-    if (rc == SQLITE_OK) memcpy(aOut, pBlob, (size_t)p->nDim * sizeof(float));
-  }
+  if (rc == SQLITE_ROW) rc = read_vector(p, pStmt, 0, iRowid, aOut, pzErr);
   int rc2 = sqlite3_reset(pStmt);
   if (rc == SQLITE_DONE || rc == SQLITE_CORRUPT) return rc;
   return db_error(p->db, rc == SQLITE_OK ? rc2 : rc, pzErr, "reading a vector failed");
@@ -512,12 +530,8 @@ int vs_storage_vector_scan(VsStorage *p, int (*xRow)(void *, i64, const float *)
   if (rc == SQLITE_OK && aVec == 0) rc = SQLITE_NOMEM;
   while (rc == SQLITE_OK && sqlite3_step(pStmt) == SQLITE_ROW) {
     i64 iRowid = sqlite3_column_int64(pStmt, 0);
-    const void *pBlob = sqlite3_column_blob(pStmt, 1);
-    rc = check_blob(p, iRowid, sqlite3_column_bytes(pStmt, 1), pzErr);
-    if (rc == SQLITE_OK) {
-      memcpy(aVec, pBlob, (size_t)p->nDim * sizeof(float));
-      rc = xRow(pCtx, iRowid, aVec);
-    }
+    rc = read_vector(p, pStmt, 1, iRowid, aVec, pzErr);
+    if (rc == SQLITE_OK) rc = xRow(pCtx, iRowid, aVec);
   }
   int rc2 = pStmt ? sqlite3_finalize(pStmt) : SQLITE_OK;
   sqlite3_free(aVec);
@@ -657,6 +671,7 @@ int vs_storage_snapshot_write(VsStorage *p, int (*xWrite)(void *, FILE *, char *
   if (rc == SQLITE_OK) rc = config_put_int(p, "snapshot_bytes", w.nTotal);
   if (rc == SQLITE_OK) rc = config_put_int(p, "snapshot_chunks", w.iChunk);
   if (rc == SQLITE_OK) rc = config_put_int(p, "snapshot_checksum", (i64)w.hash);
+  if (rc == SQLITE_OK) rc = config_put_int(p, "log_seq", 0); /* the log is empty again (sync.c) */
   if (rc == SQLITE_OK) *piGen = iGen + 1;
   return db_error(p->db, rc, pzErr, "writing the index snapshot failed");
 }

@@ -80,10 +80,9 @@ static int load_options(VsTable *pTab, char **pzErr) {
   char *zIndex = 0, *zParams = 0;
   int rc = vs_storage_config_get(pTab->pStore, "index", &zIndex, pzErr);
   if (rc == SQLITE_OK) rc = vs_storage_config_get(pTab->pStore, "search_params", &zParams, pzErr);
-  if (rc == SQLITE_OK && zIndex == 0) {
-    vs_error(pzErr, "the %s_config table has no 'index' row: the table is damaged", pTab->pCfg->zName);
-    rc = SQLITE_CORRUPT;
-  }
+  /* Without an 'index' row (a damaged _config table: integrity-check reports it, 'rebuild' puts it back) the
+  ** description declared in CREATE VIRTUAL TABLE serves. */
+  if (rc == SQLITE_OK && zIndex == 0) rc = vs_config_set_string(&zIndex, pTab->pCfg->zIndex);
   if (rc == SQLITE_OK) {
     sqlite3_free(pTab->zIndexDesc);
     pTab->zIndexDesc = zIndex;
@@ -100,14 +99,55 @@ static int collect_vector(void *pCtx, i64 iRowid, const float *aVec) {
   return batch_push((VecBatch *)pCtx, iRowid, aVec);
 }
 
+/* The stored vectors one rowid at a time, leaving out damaged ones (not a BLOB of the table's size of finite
+** floats): the second pass of an index built while loading, so that one damaged row (which integrity-check reports
+** and 'rebuild' refuses) neither fails every statement nor blocks the write through the table that repairs it. */
+static int collect_lenient(VsTable *pTab, VecBatch *pAll, char **pzErr) {
+  sqlite3_stmt *pStmt = 0;
+  char *zFirst = 0; /* the first damaged vector's error */
+  int rc = vs_storage_prepare(pTab->pStore, "SELECT rowid FROM {vectors} ORDER BY rowid", &pStmt);
+  float *aVec = sqlite3_malloc64((sqlite3_uint64)pTab->pCfg->nDim * sizeof(float));
+  if (rc == SQLITE_OK && aVec == 0) rc = SQLITE_NOMEM;
+  while (rc == SQLITE_OK && sqlite3_step(pStmt) == SQLITE_ROW) {
+    i64 iRowid = sqlite3_column_int64(pStmt, 0);
+    int rc2 = vs_storage_vector_get(pTab->pStore, iRowid, aVec, pzErr);
+    if (rc2 == SQLITE_OK) {
+      rc = batch_push(pAll, iRowid, aVec);
+    } else if (rc2 == SQLITE_CORRUPT) {
+      if (zFirst == 0) zFirst = *pzErr;
+      else sqlite3_free(*pzErr);
+      *pzErr = 0;
+    } else if (rc2 != SQLITE_DONE) {
+      rc = rc2;
+    }
+  }
+  int rc2 = sqlite3_finalize(pStmt);
+  sqlite3_free(aVec);
+  if (rc == SQLITE_OK) rc = rc2;
+  /* every vector damaged is no damaged row but a table that does not match its declaration (dim edited) */
+  if (rc == SQLITE_OK && zFirst && pAll->n == 0) {
+    *pzErr = zFirst;
+    return SQLITE_CORRUPT;
+  }
+  sqlite3_free(zFirst);
+  return rc;
+}
+
 /* Builds a new index from every stored vector: trained first when it needs training and either bTrain is set
-** or the table has reached the automatic threshold. */
-static int build_from_vectors(VsTable *pTab, int bTrain, VsIndex **ppIdx, char **pzErr) {
+** or the table has reached the automatic threshold. With bLenient, damaged vectors are left out (collect_lenient)
+** instead of failing the build. */
+static int build_from_vectors(VsTable *pTab, int bTrain, int bLenient, VsIndex **ppIdx, char **pzErr) {
   VsIndex *pIdx = 0;
   VecBatch all = {pTab, 0, 0, 0, 0};
   *ppIdx = 0;
   int rc = vs_index_new(pTab->pCfg->nDim, pTab->pCfg->eMetric, pTab->zIndexDesc, &pIdx, pzErr);
   if (rc == SQLITE_OK) rc = vs_storage_vector_scan(pTab->pStore, collect_vector, &all, pzErr);
+  if (rc == SQLITE_CORRUPT && bLenient) {
+    sqlite3_free(*pzErr);
+    *pzErr = 0;
+    all.n = 0;
+    rc = collect_lenient(pTab, &all, pzErr);
+  }
   if (rc == SQLITE_OK && pIdx->bStandIn) {
     if (bTrain && all.n < vs_index_train_minimum(pIdx)) {
       vs_error(pzErr, "index '%s' needs at least %lld vectors to train, the table has %lld", pIdx->zDesc,
@@ -138,56 +178,78 @@ static int write_snapshot_cb(void *pCtx, FILE *f, char **pzErr) {
   return vs_index_write(((VsTable *)pCtx)->pIdx, f, pzErr);
 }
 
-typedef struct Replay {
-  VsTable *pTab;
-  VsI64Map net; /* rowid -> 0 set, 1 deleted (the last entry wins) */
-} Replay;
-
+/* The rowids that log entries touched; the entries' ops are not trusted (the stored vectors are the truth). */
 static int replay_entry(void *pCtx, i64 iSeq, i64 iRowid, int bDelete) {
   (void)iSeq;
-  return vs_i64map_put(&((Replay *)pCtx)->net, iRowid, bDelete);
+  (void)bDelete;
+  return vs_i64map_put((VsI64Map *)pCtx, iRowid, 0);
 }
 
-/* Applies log entries after pTab->iLogSeq to pIdx: their net effect per rowid, vectors read from storage. */
+/* Applies log entries after pTab->iLogSeq to pIdx: every rowid they touched gets its stored vector, or none when
+** no vector is stored. Reading the vectors rather than trusting each entry's op keeps a hand-edited log (a
+** delete of a live row, an unknown op, a rowid that never existed) from making the index disagree with them. */
 static int replay_log(VsTable *pTab, char **pzErr) {
-  Replay r = {pTab, {0}};
+  VsI64Map touched;
   VecBatch b = {pTab, 0, 0, 0, 0};
-  vs_i64map_init(&r.net);
-  int rc = vs_storage_log_scan(pTab->pStore, pTab->iLogSeq, replay_entry, &r);
+  vs_i64map_init(&touched);
+  int rc = vs_storage_log_scan(pTab->pStore, pTab->iLogSeq, replay_entry, &touched);
   float *aVec = sqlite3_malloc64((sqlite3_uint64)pTab->pCfg->nDim * sizeof(float));
   if (rc == SQLITE_OK && aVec == 0) rc = SQLITE_NOMEM;
-  for (i64 i = 0; rc == SQLITE_OK && i < r.net.nSlot; i++) {
-    if (r.net.aUsed[i] != 1) continue;
-    i64 iRowid = r.net.aKey[i];
+  for (i64 i = 0; rc == SQLITE_OK && i < touched.nSlot; i++) {
+    if (touched.aUsed[i] != 1) continue;
+    i64 iRowid = touched.aKey[i];
     vs_index_remove(pTab->pIdx, iRowid);
-    if (r.net.aVal[i] == 0) {
-      int rc2 = vs_storage_vector_get(pTab->pStore, iRowid, aVec, pzErr);
-      if (rc2 == SQLITE_ROW || rc2 == SQLITE_OK) rc = batch_push(&b, iRowid, aVec);
-      else if (rc2 != SQLITE_DONE) rc = rc2; /* a vector deleted later: its delete entry follows */
+    int rc2 = vs_storage_vector_get(pTab->pStore, iRowid, aVec, pzErr);
+    if (rc2 == SQLITE_OK) {
+      rc = batch_push(&b, iRowid, aVec);
+    } else if (rc2 == SQLITE_CORRUPT) { /* a damaged vector stays out too (see collect_lenient) */
+      sqlite3_free(*pzErr);
+      *pzErr = 0;
+    } else if (rc2 != SQLITE_DONE) { /* SQLITE_DONE: no vector stored, the row stays out of the index */
+      rc = rc2;
     }
   }
   if (rc == SQLITE_OK) rc = batch_flush(&b, pTab->pIdx, pzErr);
   sqlite3_free(aVec);
   batch_free(&b);
-  vs_i64map_clear(&r.net);
+  vs_i64map_clear(&touched);
   return rc;
 }
 
-/* Loads pIdx for generation iGen: the verified snapshot, an empty index when there is none, or, when the
-** snapshot is damaged, an index rebuilt in memory from the stored vectors (integrity-check reports the damage). */
-static int load_index(VsTable *pTab, i64 iGen, i64 iLogSeq, char **pzErr) {
+/* The log's own bookkeeping: every commit that appends entries records the last sequence number as the _config row
+** 'log_seq' (0 after a snapshot empties the log), and sequence numbers run 1..log_seq. Sets *pbDamaged when the
+** log does not end at log_seq (entries deleted or added by hand) or, with bCount, does not hold exactly log_seq
+** entries (a gap). A table without the row (an older file) is taken as intact. */
+static int log_damaged(VsTable *pTab, i64 iLogSeq, int bCount, int *pbDamaged, char **pzErr) {
+  char *zSeq = 0;
+  *pbDamaged = 0;
+  int rc = vs_storage_config_get(pTab->pStore, "log_seq", &zSeq, pzErr);
+  if (rc == SQLITE_OK && zSeq) {
+    i64 iRecorded = strtoll(zSeq, 0, 10);
+    i64 nEntry = iLogSeq;
+    if (bCount) rc = vs_storage_log_count(pTab->pStore, &nEntry);
+    *pbDamaged = iRecorded != iLogSeq || nEntry != iLogSeq;
+  }
+  sqlite3_free(zSeq);
+  return rc;
+}
+
+/* Loads pIdx for generation iGen: the verified snapshot; or, when there is none (a young table whose log holds
+** every change, at most a few thousand), it is damaged, or bLogDamaged says the log cannot be replayed on it, an
+** index built in memory from the stored vectors (integrity-check reports damage). Building from the vectors
+** rather than replaying a snapshot-less log keeps a hand-edited generation (snapshot_gen deleted or zeroed) from
+** hiding the rows the snapshot held. */
+static int load_index(VsTable *pTab, i64 iGen, i64 iLogSeq, int bLogDamaged, char **pzErr) {
   vs_index_free(pTab->pIdx);
   pTab->pIdx = 0;
   pTab->iLogSeq = 0;
-  int rc = vs_storage_snapshot_read(pTab->pStore, read_snapshot_cb, pTab, pzErr);
-  if (rc == SQLITE_DONE) {
-    rc = vs_index_new(pTab->pCfg->nDim, pTab->pCfg->eMetric, pTab->zIndexDesc, &pTab->pIdx, pzErr);
-  } else if (rc == SQLITE_CORRUPT) {
+  int rc = bLogDamaged ? SQLITE_CORRUPT : vs_storage_snapshot_read(pTab->pStore, read_snapshot_cb, pTab, pzErr);
+  if (rc == SQLITE_DONE || rc == SQLITE_CORRUPT) {
     sqlite3_free(*pzErr);
     *pzErr = 0;
     vs_index_free(pTab->pIdx);
     pTab->pIdx = 0;
-    rc = build_from_vectors(pTab, 0, &pTab->pIdx, pzErr);
+    rc = build_from_vectors(pTab, 0, 1, &pTab->pIdx, pzErr);
     pTab->iLogSeq = iLogSeq; /* the vectors already include every logged change */
   }
   if (rc == SQLITE_OK) rc = vs_index_apply_params(pTab->pIdx, pTab->zSearchParams, pzErr);
@@ -206,8 +268,11 @@ int vs_sync_read(VsTable *pTab) {
   char *zOldParams = pTab->zSearchParams ? sqlite3_mprintf("%s", pTab->zSearchParams) : 0;
   int rc = vs_storage_state(pTab->pStore, &iGen, &iLogSeq, pzErr);
   if (rc == SQLITE_OK) rc = load_options(pTab, pzErr);
-  if (rc == SQLITE_OK && (pTab->pIdx == 0 || iGen != pTab->iGen || iLogSeq < pTab->iLogSeq)) {
-    rc = load_index(pTab, iGen, iLogSeq, pzErr);
+  int bFull = pTab->pIdx == 0 || iGen != pTab->iGen || iLogSeq < pTab->iLogSeq;
+  int bLogDamaged = 0;
+  if (rc == SQLITE_OK) rc = log_damaged(pTab, iLogSeq, bFull, &bLogDamaged, pzErr);
+  if (rc == SQLITE_OK && (bFull || bLogDamaged)) {
+    rc = load_index(pTab, iGen, iLogSeq, bLogDamaged, pzErr);
   } else if (rc == SQLITE_OK && sqlite3_stricmp(zOldParams ? zOldParams : "", pTab->zSearchParams ? pTab->zSearchParams : "")) {
     rc = vs_index_apply_params(pTab->pIdx, pTab->zSearchParams, pzErr);
   }
@@ -247,7 +312,7 @@ static int write_snapshot(VsTable *pTab, char **pzErr) {
 
 int vs_sync_rebuild(VsTable *pTab, int bTrain, char **pzErr) {
   VsIndex *pNew = 0;
-  int rc = build_from_vectors(pTab, bTrain, &pNew, pzErr);
+  int rc = build_from_vectors(pTab, bTrain, 0, &pNew, pzErr);
   if (rc != SQLITE_OK) return rc;
   vs_index_free(pTab->pIdx);
   pTab->pIdx = pNew;
@@ -274,6 +339,11 @@ static int apply_pending(VsTable *pTab, int bLog, char **pzErr) {
       if (rc == SQLITE_OK) pTab->iLogSeq = iSeq;
     }
   }
+  if (rc == SQLITE_OK && bLog && pP->last.nUsed > 0) {
+    char zSeq[32];
+    snprintf(zSeq, sizeof(zSeq), "%lld", pTab->iLogSeq);
+    rc = vs_storage_config_put(pTab->pStore, "log_seq", zSeq, pzErr);
+  }
   if (rc == SQLITE_OK) rc = batch_flush(&b, pTab->pIdx, pzErr);
   batch_free(&b);
   return rc;
@@ -295,8 +365,16 @@ int vs_sync_commit(VsTable *pTab) {
     i64 nNet = pTab->pending.last.nUsed;
     i64 nLogLimit = vs_index_count(pIdx) / VS_LOG_FRACTION;
     if (nLogLimit < VS_LOG_MIN) nLogLimit = VS_LOG_MIN;
-    int bSnapshot = (eCmd & VS_CMD_SNAPSHOT) || pTab->iLogSeq + nNet > nLogLimit;
-    rc = apply_pending(pTab, !bSnapshot, pzErr);
+    /* A log damaged by hand (log_damaged) is replaced by a snapshot of this index, which was built from the
+    ** stored vectors, rather than appended to. (A hand-edited log may also end at seq 2^63-1: compared without
+    ** overflow, that forces a snapshot too.) */
+    int bLogDamaged = 0;
+    i64 iGenNow = 0, iLogNow = 0;
+    rc = vs_storage_state(pTab->pStore, &iGenNow, &iLogNow, pzErr);
+    if (rc == SQLITE_OK) rc = log_damaged(pTab, pTab->iLogSeq, 0, &bLogDamaged, pzErr);
+    if (iLogNow != pTab->iLogSeq) bLogDamaged = 1; /* edited during this transaction (a trigger) */
+    int bSnapshot = (eCmd & VS_CMD_SNAPSHOT) || bLogDamaged || pTab->iLogSeq > nLogLimit - nNet;
+    if (rc == SQLITE_OK) rc = apply_pending(pTab, !bSnapshot, pzErr);
     if (rc == SQLITE_OK) {
       i64 nTombLimit = pIdx->nLabel / VS_TOMB_FRACTION;
       if (nTombLimit < VS_TOMB_MIN) nTombLimit = VS_TOMB_MIN;
@@ -333,7 +411,7 @@ int vs_sync_rollback_to(VsTable *pTab, int iLevel) {
   /* SQLite rolled the config rows back; commands such as search_params= changed the in-memory copies. */
   char *zOldParams = pTab->zSearchParams ? sqlite3_mprintf("%s", pTab->zSearchParams) : 0;
   int rc = load_options(pTab, pzErr);
-  if (rc == SQLITE_OK && pTab->pIdx &&
+  if (rc == SQLITE_OK && pTab->pIdx && sqlite3_stricmp(pTab->pIdx->zDesc, pTab->zIndexDesc) == 0 &&
       sqlite3_stricmp(zOldParams ? zOldParams : "", pTab->zSearchParams ? pTab->zSearchParams : "") != 0) {
     rc = vs_index_apply_params(pTab->pIdx, pTab->zSearchParams, pzErr);
   }

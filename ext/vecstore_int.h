@@ -159,6 +159,9 @@ void vs_faiss_reserve(VsFaissIndex *pIndex, i64 nMore);
 /* Raw distances from aQuery to the labels' own full-precision vectors: 1, or 0 when the index (quantized, IVF,
 ** transformed) keeps none. */
 int vs_faiss_flat_distances(VsFaissIndex *pIndex, const float *aQuery, const i64 *aLabel, i64 n, float *aDist);
+/* Checks the structure of an index Faiss has just read (graph links, array sizes, list counts) so that no forged
+** snapshot makes a search or an add leave its arrays: SQLITE_OK, or SQLITE_CORRUPT with *pzErr. */
+int vs_faiss_check_structure(VsFaissIndex *pIndex, char **pzErr);
 /* The fewest vectors the index can be trained on (IVF nlist, PQ 2^nbits, ...; 1 when any will do). */
 i64 vs_faiss_train_minimum(VsFaissIndex *pIndex);
 

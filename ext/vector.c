@@ -532,8 +532,9 @@ static void to_json_func(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     result_error(ctx, rc, zErr);
     return;
   }
-  /* At most 16 characters per value ("-1.23456789e-38" is 15) plus a separator. */
-  char *zOut = sqlite3_malloc64((sqlite3_uint64)nDim * 17 + 3);
+  /* At most 17 characters per value (fixed notation up to exponent 15: "-1000000000000000"; "-1.23456789e-38"
+  ** is 15) plus a separator. */
+  char *zOut = sqlite3_malloc64((sqlite3_uint64)nDim * 18 + 3);
   if (zOut == 0) {
     sqlite3_free(a);
     sqlite3_result_error_nomem(ctx);

@@ -113,7 +113,37 @@ static int vs_shadow_name(const char *zSuffix) {
 ** Transactions.
 */
 
-static int vs_begin(sqlite3_vtab *pVtab) { return vs_sync_begin((VsTable *)pVtab); }
+/* In defensive mode ordinary SQL may not write shadow tables. A trigger on one of them (left in the file by whoever
+** wrote it: defensive mode only stops new ones that write shadow tables) would still run ordinary SQL each time
+** vecstore writes that table, with every shadow table writable. So with SQLITE_DBCONFIG_DEFENSIVE on, a write
+** transaction on a table whose shadow tables carry a trigger is refused, naming the trigger. */
+static int check_shadow_triggers(VsTable *pTab) {
+  int bDefensive = 0;
+  sqlite3_db_config(pTab->db, SQLITE_DBCONFIG_DEFENSIVE, -1, &bDefensive);
+  if (!bDefensive) return SQLITE_OK;
+  const char *zName = pTab->pCfg->zName;
+  char *zSql = sqlite3_mprintf("SELECT name, tbl_name FROM \"%w\".sqlite_schema WHERE type = 'trigger' AND tbl_name "
+                               "IN ('%q_config', '%q_docs', '%q_vectors', '%q_log', '%q_snapshot') UNION ALL "
+                               "SELECT name, tbl_name FROM temp.sqlite_schema WHERE type = 'trigger' AND tbl_name "
+                               "IN ('%q_config', '%q_docs', '%q_vectors', '%q_log', '%q_snapshot') LIMIT 1",
+                               pTab->pCfg->zDb, zName, zName, zName, zName, zName, zName, zName, zName, zName, zName);
+  sqlite3_stmt *pStmt = 0;
+  int rc = zSql ? sqlite3_prepare_v2(pTab->db, zSql, -1, &pStmt, 0) : SQLITE_NOMEM;
+  sqlite3_free(zSql);
+  if (rc == SQLITE_OK && sqlite3_step(pStmt) == SQLITE_ROW) {
+    vs_error(&pTab->base.zErrMsg, "trigger '%s' on shadow table %s: in defensive mode vecstore does not write shadow "
+             "tables that carry triggers (drop the trigger with defensive mode off)", sqlite3_column_text(pStmt, 0),
+             sqlite3_column_text(pStmt, 1));
+    rc = SQLITE_ERROR;
+  }
+  int rc2 = sqlite3_finalize(pStmt);
+  return rc == SQLITE_OK ? rc2 : rc;
+}
+
+static int vs_begin(sqlite3_vtab *pVtab) {
+  int rc = check_shadow_triggers((VsTable *)pVtab);
+  return rc == SQLITE_OK ? vs_sync_begin((VsTable *)pVtab) : rc;
+}
 static int vs_sync(sqlite3_vtab *pVtab) { return vs_sync_commit((VsTable *)pVtab); }
 
 static int vs_commit(sqlite3_vtab *pVtab) {
