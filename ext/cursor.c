@@ -330,8 +330,14 @@ static int search_filtered(VsCursor *pCur, const float *aQuery, i64 nFirst) {
   }
   if (rc != SQLITE_OK || nMatch <= nExactMax) return rc;
   /* Many candidates will fail the check: a first batch deep enough (ef = its size) to hold the answer at the
-  ** selectivity where streaming begins spares re-searches and keeps the head of the stream accurate. */
-  return vs_search_start(pTab, aQuery, nFirst > INT64_MAX / 16 ? INT64_MAX : nFirst * 16, pCur->zParams, &pCur->pSearch);
+  ** selectivity where streaming begins spares re-searches and keeps the head of the stream accurate. When the
+  ** sample measured the selectivity, three times the expected depth of the k-th match is enough. */
+  i64 nBatch = nFirst > INT64_MAX / 16 ? INT64_MAX : nFirst * 16;
+  if (bBroad && nFirst < INT64_MAX / (3 * VS_SAMPLE)) {
+    i64 nExpected = 3 * nFirst * nLive / nHit;
+    if (nExpected < nBatch) nBatch = nExpected > 2 * nFirst ? nExpected : 2 * nFirst;
+  }
+  return vs_search_start(pTab, aQuery, nBatch, pCur->zParams, &pCur->pSearch);
 }
 
 /* The next row of the search stream that passes the declared-column check. */
