@@ -249,9 +249,28 @@ int vs_faiss_search(FaissIndex_H *pIndex, VsFaissSearch *pReq, char **pzErr) {
       set_error(pzErr, err);
       return SQLITE_ERROR;
     }
-    /* The caller re-checks every label, so an index that cannot take a selector just returns more. */
-    index->search(1, pReq->aQuery, (faiss::Index::idx_t)pReq->k, pReq->aDist,
-                  reinterpret_cast<faiss::Index::idx_t *>(pReq->aLabel), sp);
+    /* The caller re-checks every label, so an index that cannot take a selector just returns more. Some index
+    ** types (LSH, additive quantizers, IVF fast-scan) refuse SearchParameters altogether, though they take
+    ** no per-query parameter vecstore would pass: they are searched without. */
+    auto labels = reinterpret_cast<faiss::Index::idx_t *>(pReq->aLabel);
+    try {
+      index->search(1, pReq->aQuery, (faiss::Index::idx_t)pReq->k, pReq->aDist, labels, sp);
+    } catch (const faiss::FaissException &e) {
+      if (sp == nullptr || e.msg.find("params not supported") == std::string::npos) throw;
+      /* IVF fast-scan: this query's nprobe and max_codes go into the index's own fields for the call. */
+      auto ivf = dynamic_cast<faiss::IndexIVF *>(const_cast<faiss::Index *>(index));
+      auto ivfp = dynamic_cast<const faiss::SearchParametersIVF *>(sp);
+      if ((ivf == nullptr) != (ivfp == nullptr)) throw;
+      size_t nprobe = ivf ? ivf->nprobe : 0, max_codes = ivf ? ivf->max_codes : 0;
+      if (ivf) ivf->nprobe = ivfp->nprobe, ivf->max_codes = ivfp->max_codes;
+      try {
+        index->search(1, pReq->aQuery, (faiss::Index::idx_t)pReq->k, pReq->aDist, labels, nullptr);
+      } catch (...) {
+        if (ivf) ivf->nprobe = nprobe, ivf->max_codes = max_codes;
+        throw;
+      }
+      if (ivf) ivf->nprobe = nprobe, ivf->max_codes = max_codes;
+    }
     return SQLITE_OK;
   } catch (const faiss::FaissException &e) {
     set_error(pzErr, "Faiss search failed: " + faiss_message(e));

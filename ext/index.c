@@ -34,11 +34,31 @@ static void faiss_error(char **pzErr, const char *zWhat) {
   vs_error(pzErr, "%s: %s", zWhat, zShort ? zShort + 2 : (zMsg ? zMsg : "unknown Faiss error"));
 }
 
-/* Refuses descriptions Faiss would turn into a crash or an unbounded allocation: NSG (built once from all
-** vectors; Faiss divides by zero adding a few), a number above 2^20 (lists, links, output dimensions), codes of
-** more than 16 bits ("PQ2x32": Faiss computes 1 << nbits in an int) and HNSW with more than 512 links. */
-static int check_description(const char *zDesc, char **pzErr) {
+/* The number that starts at z (at most 2^20 + 1: larger ones only need to be known as too large). */
+static i64 number_at(const char *z, int n) {
+  i64 v = 0;
+  for (int i = 0; i < n && isdigit((unsigned char)z[i]); i++) {
+    if (v <= (1 << 20)) v = v * 10 + (z[i] - '0');
+  }
+  return v;
+}
+
+/* Does token zTok (nTok bytes) start with zPrefix followed by a digit? */
+static int prefix_number(const char *zTok, int nTok, const char *zPrefix) {
+  int n = (int)strlen(zPrefix);
+  return nTok > n && sqlite3_strnicmp(zTok, zPrefix, n) == 0 && isdigit((unsigned char)zTok[n]);
+}
+
+/* Refuses descriptions Faiss would turn into a crash, a leak or an unbounded allocation: NSG (built once from
+** all vectors; Faiss divides by zero adding a few), a zero or a number above 2^20 (lists, links, output
+** dimensions), codes of more than 16 bits ("PQ2x32": Faiss computes 1 << nbits in an int; 8 after IVF, whose
+** IVFPQ constructor throws and leaks the quantizer), HNSW with fewer than
+** 2 or more than 512 links, and PQ / OPQ sub-quantizers that do not divide the dimension they get (Faiss throws
+** from inside its factory, leaking what it built). */
+static int check_description(const char *zDesc, int nDim, char **pzErr) {
   const char *z = zDesc;
+  i64 nCur = nDim; /* the dimension the next stage of the description receives */
+  int bInverted = 0; /* an IVF or IMI stage came before */
   while (*z) {
     const char *zTok = z;
     while (*z && *z != ',') z++;
@@ -51,22 +71,43 @@ static int check_description(const char *zDesc, char **pzErr) {
     }
     for (int i = 0; i < nTok; i++) {
       if (!isdigit((unsigned char)zTok[i]) || (i > 0 && isdigit((unsigned char)zTok[i - 1]))) continue;
-      i64 v = 0;
       int j = i;
-      while (j < nTok && isdigit((unsigned char)zTok[j])) {
-        if (v <= (1 << 20)) v = v * 10 + (zTok[j] - '0');
-        j++;
+      while (j < nTok && isdigit((unsigned char)zTok[j])) j++;
+      i64 v = number_at(zTok + i, j - i), nMin = 1, nMax = 1 << 20;
+      const char *zWhat = "";
+      if (i > 0 && (zTok[i - 1] == 'x' || zTok[i - 1] == 'X')) {
+        zWhat = " bits per code";
+        nMax = bInverted && prefix_number(zTok, nTok, "PQ") ? 8 : 16; /* Faiss's IVFPQ takes at most 8 */
       }
-      const char *zWhy = 0;
-      i64 nMax = 1 << 20;
-      if (v > nMax) zWhy = "is too large";
-      else if (i > 0 && (zTok[i - 1] == 'x' || zTok[i - 1] == 'X') && v > 16) zWhy = "bits per code is too large", nMax = 16;
-      else if (i == 4 && sqlite3_strnicmp(zTok, "HNSW", 4) == 0 && v > 512) zWhy = "links per node is too large", nMax = 512;
-      if (zWhy) {
-        vs_error(pzErr, "index '%s': %.*s %s (expected at most %lld)", zDesc, j - i, zTok + i, zWhy,
-                 nMax);
+      else if (i == 4 && sqlite3_strnicmp(zTok, "HNSW", 4) == 0) zWhat = " links per node", nMin = 2, nMax = 512;
+      if (v < nMin || v > nMax) {
+        vs_error(pzErr, "index '%s': %.*s%s is out of range (expected %lld to %lld)", zDesc, j - i, zTok + i, zWhat,
+                 nMin, nMax);
         return SQLITE_ERROR;
       }
+    }
+    if (prefix_number(zTok, nTok, "IVF") || prefix_number(zTok, nTok, "IMI")) bInverted = 1;
+    /* Track the dimension through transforms, and check that sub-quantizers divide it. */
+    i64 nSub = 0;
+    if (prefix_number(zTok, nTok, "OPQ")) {
+      nSub = number_at(zTok + 3, nTok - 3);
+      const char *zUnder = memchr(zTok, '_', (size_t)nTok);
+      if (zUnder && zUnder + 1 < zTok + nTok && isdigit((unsigned char)zUnder[1])) {
+        nCur = number_at(zUnder + 1, (int)(zTok + nTok - zUnder - 1));
+      }
+    } else if (prefix_number(zTok, nTok, "PQ")) {
+      nSub = number_at(zTok + 2, nTok - 2);
+    } else if (prefix_number(zTok, nTok, "PCAWR") || prefix_number(zTok, nTok, "PCAR") ||
+               prefix_number(zTok, nTok, "PCAW") || prefix_number(zTok, nTok, "PCA") ||
+               prefix_number(zTok, nTok, "RR")) {
+      const char *zNum = zTok;
+      while (!isdigit((unsigned char)*zNum)) zNum++;
+      nCur = number_at(zNum, (int)(zTok + nTok - zNum));
+    }
+    if (nSub > 0 && nCur % nSub != 0) {
+      vs_error(pzErr, "index '%s': %.*s needs a dimension divisible by %lld, it receives %lld", zDesc, nTok, zTok,
+               nSub, nCur);
+      return SQLITE_ERROR;
     }
   }
   return SQLITE_OK;
@@ -74,7 +115,7 @@ static int check_description(const char *zDesc, char **pzErr) {
 
 static int factory(int nDim, VsMetric eMetric, const char *zDesc, FaissIndex **ppOut, char **pzErr) {
   *ppOut = 0;
-  if (check_description(zDesc, pzErr) != SQLITE_OK) return SQLITE_ERROR;
+  if (check_description(zDesc, nDim, pzErr) != SQLITE_OK) return SQLITE_ERROR;
   if (sqlite3_strnicmp(zDesc, "IDMap", 5) == 0) {
     vs_error(pzErr, "index '%s': vecstore maps rowids itself, expected a description without IDMap", zDesc);
     return SQLITE_ERROR;

@@ -1314,7 +1314,8 @@ static const struct {
                   {"v", "nprobe=1000000000"},   {"v", "nprobe=1e300"},        {"v", "max_codes=1e300"}};
 static const char *const azHugeIndex[] = {"IVF1000000000,Flat", "IVF100000000,Flat", "HNSW1000000000", "NSG32",
                                           "NSG1000000000", "PQ2x32", "PQ4x64", "IVF4,PQ2x32", "PCA1000000000,Flat",
-                                          "RR1000000000,Flat"};
+                                          "RR1000000000,Flat", "HNSW0", "HNSW1", "IVF0,Flat", "PQ0x4", "PQ3",
+                                          "OPQ3,IVF4,PQ4", "NSG0"};
 #define N_HUGE_PARAM ((int)(sizeof(aHugeParam) / sizeof(aHugeParam[0])))
 #define N_HUGE_INDEX ((int)(sizeof(azHugeIndex) / sizeof(azHugeIndex[0])))
 

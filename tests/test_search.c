@@ -961,8 +961,8 @@ static void test_vector_magnitude_bound(void **state) {
     float q[2] = {(float)-rS, 0.0f};
     const char *azQuery[] = {"SELECT rowid, distance FROM t WHERE embedding MATCH ?1",
                              "SELECT rowid, distance FROM t WHERE embedding MATCH ?1 AND k = 20",
-                             "WITH RECURSIVE s(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM s WHERE x < 1500) "
-                             "SELECT rowid, distance FROM t WHERE embedding MATCH ?1 AND rowid IN (SELECT x FROM s)"};
+                             ("WITH RECURSIVE s(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM s WHERE x < 1500) "
+                              "SELECT rowid, distance FROM t WHERE embedding MATCH ?1 AND rowid IN (SELECT x FROM s)")};
     for (int iQ = 0; iQ < 3; iQ++) {
       sqlite3_stmt *pStmt = tu_prepare(db, azQuery[iQ]);
       sqlite3_bind_blob(pStmt, 1, q, sizeof(q), SQLITE_STATIC);
@@ -991,6 +991,43 @@ static void test_vector_magnitude_bound(void **state) {
   close_db(db, "magnitude.db");
 }
 
+/* Index types whose Faiss search refuses SearchParameters (LSH, additive quantizers, IVF fast-scan) still search,
+** inside a transaction too (where other types get a selector), and per-query nprobe reaches IVF fast-scan. */
+static void test_index_types_without_params(void **state) {
+  (void)state;
+  enum { N = 1200, D = 8 };
+  sqlite3 *db = open_fresh("noparams.db");
+  uint64_t seed = 5;
+  float *aBase = malloc(sizeof(float) * N * D);
+  for (int i = 0; i < N * D; i++) aBase[i] = (float)tu_rand_unit(&seed);
+  const char *azIndex[] = {"LSH", "ITQ,LSH", "LSQ1x4", "IVF4,PQ2x4fs"};
+  for (int x = 0; x < 4; x++) {
+    char zSql[200];
+    snprintf(zSql, sizeof(zSql), "CREATE VIRTUAL TABLE t USING vecstore(dim = %d, index = '%s')", D, azIndex[x]);
+    tu_exec(db, zSql);
+    insert_rows(db, "t", aBase, D, 0, N);
+    tu_exec(db, "INSERT INTO t(t) VALUES ('train')");
+    const char *zQ = "SELECT count(*) FROM (SELECT rowid FROM t WHERE embedding MATCH '[0.5,0.5,0.5,0.5,0.5,0.5,0.5,0.5]'"
+                     " AND k = 5)";
+    assert_int_equal(tu_int(db, zQ), 5);
+    tu_exec(db, "BEGIN");
+    tu_exec(db, "DELETE FROM t WHERE rowid % 3 = 0");
+    assert_int_equal(tu_int(db, zQ), 5);
+    assert_int_equal(tu_int(db, "SELECT count(*) FROM (SELECT rowid FROM t WHERE embedding MATCH "
+                                "'[0.5,0.5,0.5,0.5,0.5,0.5,0.5,0.5]') WHERE rowid % 3 = 0"), 0);
+    tu_exec(db, "COMMIT");
+    assert_int_equal(tu_int(db, "SELECT count(*) FROM (SELECT rowid FROM t WHERE embedding MATCH "
+                                "'[0.5,0.5,0.5,0.5,0.5,0.5,0.5,0.5]')"), N - N / 3);
+    if (x == 3) {
+      assert_int_equal(tu_int(db, "SELECT count(*) FROM (SELECT rowid FROM t WHERE embedding MATCH "
+                                  "'[0.5,0.5,0.5,0.5,0.5,0.5,0.5,0.5]' AND k = 5 AND search_params = 'nprobe=4')"), 5);
+    }
+    tu_exec(db, "DROP TABLE t");
+  }
+  free(aBase);
+  close_db(db, "noparams.db");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_knn_fake_embeddings),
@@ -1009,6 +1046,7 @@ int main(void) {
       cmocka_unit_test(test_index_types),
       cmocka_unit_test(test_among_every_index),
       cmocka_unit_test(test_vector_magnitude_bound),
+      cmocka_unit_test(test_index_types_without_params),
   };
   return cmocka_run_group_tests_name("search", tests, group_setup, group_teardown);
 }
