@@ -937,6 +937,34 @@ static void test_rollback_to_undoes_index_switch(void **state) {
   free(m);
 }
 
+/* Search parameters for an index type switched to earlier in the same transaction (found by the crash harness):
+** 'index=HNSW16' then 'search_params=efSearch=128' must both take effect at COMMIT, also across ROLLBACK TO;
+** before the fix the second command failed against the cached (still Flat) index after writing its config row. */
+static void test_params_after_index_switch(void **state) {
+  (void)state;
+  char *zPath = 0;
+  sqlite3 *db = open_table("switchparams.db", "Flat", &zPath);
+  Model *m = model_new();
+  seed_line(db, m, 30);
+  exec_ok(db, "BEGIN");
+  exec_ok(db, "INSERT INTO t(t) VALUES ('index=HNSW16')");
+  exec_ok(db, "INSERT INTO t(t) VALUES ('search_params=efSearch=128')");
+  exec_ok(db, "SAVEPOINT a");
+  exec_ok(db, "INSERT INTO t(t) VALUES ('search_params=efSearch=64')");
+  exec_ok(db, "ROLLBACK TO a");
+  exec_ok(db, "COMMIT");
+  tu_expect_text(db, "SELECT value FROM t_config WHERE key = 'search_params'", "efSearch=128");
+  tu_expect_text(db, "SELECT value FROM t_config WHERE key = 'index'", "HNSW16");
+  EXPECT_KNN(db, "3:0", "SELECT rowid, distance, id FROM t WHERE embedding MATCH '[3,0,0,0,0,0,0,0]' AND k = 1 "
+                        "AND search_params = 'efSearch=16'");
+  db = reopen(db, zPath);
+  check_all(db, m, "after an index switch with parameters");
+  sqlite3_close(db);
+  tu_remove_db(zPath);
+  sqlite3_free(zPath);
+  free(m);
+}
+
 /* A full MATCH returns every row, also on HNSW32 where the graph misses some (many equal vectors); inside a
 ** transaction too. SPEC: "the table keeps producing rows in distance order for as long as SQLite asks". */
 static void test_full_match_hnsw_duplicates(void **state) {
@@ -1311,6 +1339,7 @@ int main(void) {
       cmocka_unit_test(test_statement_atomic_flat), cmocka_unit_test(test_statement_atomic_hnsw),
       cmocka_unit_test(test_k_with_rowid_in),
       cmocka_unit_test(test_rollback_to_undoes_index_switch),
+      cmocka_unit_test(test_params_after_index_switch),
       cmocka_unit_test(test_full_match_hnsw_duplicates),
       cmocka_unit_test(test_random_flat),           cmocka_unit_test(test_random_hnsw),
   };
