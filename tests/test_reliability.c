@@ -1010,23 +1010,6 @@ static void child_load_base(void) {
   close_db(plain);
 }
 
-/* The checksum of storage.c, so that a forged snapshot passes verification and reaches Faiss. */
-static uint64_t chunk_checksum(uint64_t h, const unsigned char *a, size_t n) {
-  const uint64_t m = 0x9E3779B97F4A7C15ull;
-  size_t i = 0;
-  h ^= (uint64_t)n * m;
-  for (; i + 8 <= n; i += 8) {
-    uint64_t w;
-    memcpy(&w, a + i, 8);
-    h = (h ^ w) * m;
-    h ^= h >> 29;
-  }
-  for (; i < n; i++) {
-    h = (h ^ a[i]) * m;
-    h ^= h >> 29;
-  }
-  return h;
-}
 
 /* Offsets of the fields of a serialised IndexHNSWFlat inside a vecstore snapshot (index.c header, label map,
 ** description, then Faiss's write_index: fourcc, index header, HNSW vectors and scalars). */
@@ -1114,7 +1097,7 @@ static int child_forged(int iEdit) {
     assert_int_equal(sqlite3_step(pStmt), SQLITE_DONE);
     sqlite3_finalize(pStmt);
     qexec(plain, "UPDATE h_config SET value = %lld WHERE key = 'snapshot_checksum'",
-          (long long)chunk_checksum(0, a, n));
+          (long long)tu_chunk_checksum(0, a, n));
     free(a);
     close_db(plain);
 
@@ -1623,9 +1606,9 @@ static uint64_t table_digest(sqlite3 *db, const char *zName) {
   while (sqlite3_step(pStmt) == SQLITE_ROW) {
     for (int i = 0; i < sqlite3_column_count(pStmt); i++) {
       unsigned char eType = (unsigned char)sqlite3_column_type(pStmt, i);
-      h = chunk_checksum(h, &eType, 1);
+      h = tu_chunk_checksum(h, &eType, 1);
       const void *p = sqlite3_column_blob(pStmt, i);
-      h = chunk_checksum(h, p, (size_t)sqlite3_column_bytes(pStmt, i));
+      h = tu_chunk_checksum(h, p, (size_t)sqlite3_column_bytes(pStmt, i));
     }
   }
   sqlite3_finalize(pStmt);

@@ -1585,23 +1585,6 @@ static void test_corrupt_rows(void **state) {
   sqlite3_free(zPath);
 }
 
-/* The checksum of storage.c, so that a hand-edited snapshot can keep consistent bookkeeping. */
-static uint64_t chunk_checksum(uint64_t h, const unsigned char *a, size_t n) {
-  const uint64_t m = 0x9E3779B97F4A7C15ull;
-  size_t i = 0;
-  h ^= (uint64_t)n * m;
-  for (; i + 8 <= n; i += 8) {
-    uint64_t w;
-    memcpy(&w, a + i, 8);
-    h = (h ^ w) * m;
-    h ^= h >> 29;
-  }
-  for (; i < n; i++) {
-    h = (h ^ a[i]) * m;
-    h ^= h >> 29;
-  }
-  return h;
-}
 
 /* Writes a (n bytes) as the one-chunk snapshot with matching size, chunk count and checksum. */
 static void write_consistent_snapshot(sqlite3 *db, const unsigned char *a, int n) {
@@ -1613,7 +1596,7 @@ static void write_consistent_snapshot(sqlite3 *db, const unsigned char *a, int n
   qexec(db, "UPDATE t_config SET value = %d WHERE key = 'snapshot_bytes'", n);
   qexec(db, "UPDATE t_config SET value = 1 WHERE key = 'snapshot_chunks'");
   qexec(db, "UPDATE t_config SET value = %lld WHERE key = 'snapshot_checksum'",
-        (long long)chunk_checksum(0, a, (size_t)n));
+        (long long)tu_chunk_checksum(0, a, (size_t)n));
 }
 
 /* A hand-edited snapshot whose checksum, size and chunk count were recomputed, so that the bytes reach the
@@ -1636,7 +1619,7 @@ static void hand_edited(const int *aCase, int nCase) {
     memcpy(aOrig, sqlite3_column_blob(pStmt, 0), (size_t)nByte);
     sqlite3_finalize(pStmt);
   }
-  assert_int_equal(cfg_int(db, "t", "snapshot_checksum"), (i64)chunk_checksum(0, aOrig, (size_t)nByte));
+  assert_int_equal(cfg_int(db, "t", "snapshot_checksum"), (i64)tu_chunk_checksum(0, aOrig, (size_t)nByte));
   close_db(db);
 
   /* every case runs; the failures are reported together at the end */

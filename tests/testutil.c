@@ -202,3 +202,20 @@ double tu_ref_score(double rDist, int eMetric) {
   if (eMetric == TU_COSINE) return 1.0 - rDist;
   return -rDist;
 }
+
+uint64_t tu_chunk_checksum(uint64_t h, const unsigned char *a, size_t n) {
+  const uint64_t m = 0x9E3779B97F4A7C15ull;
+  size_t i = 0;
+  h ^= (uint64_t)n * m;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    memcpy(&w, a + i, 8);
+    h = (h ^ w) * m;
+    h ^= h >> 29;
+  }
+  for (; i < n; i++) {
+    h = (h ^ a[i]) * m;
+    h ^= h >> 29;
+  }
+  return h;
+}

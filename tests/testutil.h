@@ -50,6 +50,10 @@ double tu_ref_distance(const float *a, const float *b, int d, int eMetric);
 /* SPEC.md's score of a distance: l2 1 - sqrt(d)/sqrt(2), cosine 1 - d, ip -d. */
 double tu_ref_score(double rDist, int eMetric);
 
+/* The snapshot chunk checksum of ext/storage.c, re-implemented on purpose: tests forge snapshots that pass it, to
+** prove that what Faiss parses is still checked, or keep hand-edited bookkeeping consistent. */
+uint64_t tu_chunk_checksum(uint64_t h, const unsigned char *a, size_t n);
+
 /* Deterministic pseudo-random numbers (xorshift). */
 uint64_t tu_rand(uint64_t *pState);
 double tu_rand_unit(uint64_t *pState);
