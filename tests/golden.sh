@@ -7,7 +7,9 @@ script=$1
 expected=$2
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
-sqlite3 "$dir/golden.db" < "$script" > "$dir/stdout.txt" 2> "$dir/stderr.txt"
+# Scripts name the shared data as ../shared/data (true beside the clone); VECSTORE_DATA points elsewhere.
+sed "s#'\.\./shared/data/#'${VECSTORE_DATA:-../shared/data}/#g" "$script" |
+  sqlite3 "$dir/golden.db" > "$dir/stdout.txt" 2> "$dir/stderr.txt"
 { cat "$dir/stdout.txt"; echo "-- stderr --"; cat "$dir/stderr.txt"; } > "$dir/actual.txt"
 if [ "${GOLDEN_UPDATE:-0}" = 1 ]; then cp "$dir/actual.txt" "$expected"; exit 0; fi
 if ! diff -u "$expected" "$dir/actual.txt"; then
