@@ -293,13 +293,14 @@ static int search_filtered(VsCursor *pCur, const float *aQuery, i64 nFirst) {
   i64 nExactMax = (i64)((bInMemory ? 8 : 4) * rRoot);
   if (pTab->pIdx->bExact && nExactMax < (i64)(rRows / 16)) nExactMax = (i64)(rRows / 16);
   if (nExactMax < 256) nExactMax = 256;
-  rc = prepare_filtered(pCur, "SELECT 1 FROM {docs} WHERE rowid = ?1 AND ", "", &pCur->pCheck);
-  if (rc != SQLITE_OK) return rc;
   /* A condition that a sample shows most rows meet goes straight to the stream (at 10% of 1M rows, reading the
   ** first nExactMax matches would cost more than the search): at least 6 hits in 128, and an estimate past twice
   ** the threshold. Otherwise the matches themselves decide. */
   i64 nHit = 0, nLive = 0;
-  if (nExactMax * 4 < (i64)rRows) rc = sample_matches(pCur, &nHit, &nLive);
+  if (nExactMax * 4 < (i64)rRows) {
+    rc = prepare_filtered(pCur, "SELECT 1 FROM {docs} WHERE rowid = ?1 AND ", "", &pCur->pCheck);
+    if (rc == SQLITE_OK) rc = sample_matches(pCur, &nHit, &nLive);
+  }
   if (rc != SQLITE_OK) return rc;
   int bBroad = nHit >= 6 && (double)nHit / (double)nLive * rRows > 2.0 * (double)nExactMax;
   /* The matching rowids, read only up to the threshold, so a condition most rows meet costs little. */
@@ -329,6 +330,8 @@ static int search_filtered(VsCursor *pCur, const float *aQuery, i64 nFirst) {
     pCur->pCheck = 0;
   }
   if (rc != SQLITE_OK || nMatch <= nExactMax) return rc;
+  if (pCur->pCheck == 0) rc = prepare_filtered(pCur, "SELECT 1 FROM {docs} WHERE rowid = ?1 AND ", "", &pCur->pCheck);
+  if (rc != SQLITE_OK) return rc;
   /* Many candidates will fail the check: a first batch deep enough (ef = its size) to hold the answer at the
   ** selectivity where streaming begins spares re-searches and keeps the head of the stream accurate. When the
   ** sample measured the selectivity, three times the expected depth of the k-th match is enough. */
