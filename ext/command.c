@@ -158,18 +158,18 @@ static int check_docs(VsTable *pTab) {
   return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
-/* Log entries: integer rowid and op 0 (set) or 1 (deleted), and the latest entry of each rowid the transaction
-** has not touched since agrees with the stored vectors (each commit logs the net change of a row, and a snapshot
-** clears the log). */
+/* Log entries: integer rowid and op 0 (set), 1 (deleted) or 2 (declared columns alone changed), and the latest
+** set/delete entry of each rowid the transaction has not touched since agrees with the stored vectors (each
+** commit logs the net change of a row, and a snapshot clears the log). */
 static int check_log(VsTable *pTab) {
   char **pzErr = &pTab->base.zErrMsg;
   const char *zName = pTab->pCfg->zName;
   sqlite3_stmt *pStmt = 0;
   int rc = first_row(pTab, "SELECT seq, quote(rowid), quote(op) FROM {log} WHERE typeof(rowid) != 'integer' OR "
-                     "typeof(op) != 'integer' OR op NOT IN (0, 1) LIMIT 1", &pStmt);
+                     "typeof(op) != 'integer' OR op NOT IN (0, 1, 2) LIMIT 1", &pStmt);
   if (rc == SQLITE_ROW) {
     vs_error(pzErr, "integrity-check failed: the %s_log entry %lld is invalid (rowid %s, op %s; expected an integer "
-             "rowid and op 0 or 1)", zName, sqlite3_column_int64(pStmt, 0),
+             "rowid and op 0, 1 or 2)", zName, sqlite3_column_int64(pStmt, 0),
              (const char *)sqlite3_column_text(pStmt, 1), (const char *)sqlite3_column_text(pStmt, 2));
     sqlite3_finalize(pStmt);
     return SQLITE_CORRUPT;
@@ -192,7 +192,7 @@ static int check_log(VsTable *pTab) {
   if (rc != SQLITE_OK && rc != SQLITE_DONE) return rc;
   rc = vs_storage_prepare(pTab->pStore,
                           "SELECT l.seq, l.rowid, l.op FROM {log} l WHERE l.seq IN (SELECT max(seq) FROM {log} "
-                          "GROUP BY rowid) AND (l.op = 0) != EXISTS (SELECT 1 FROM {vectors} v WHERE v.rowid = "
+                          "WHERE op IN (0, 1) GROUP BY rowid) AND (l.op = 0) != EXISTS (SELECT 1 FROM {vectors} v WHERE v.rowid = "
                           "l.rowid) ORDER BY l.seq", &pStmt);
   while (rc == SQLITE_OK && sqlite3_step(pStmt) == SQLITE_ROW) {
     i64 iRowid = sqlite3_column_int64(pStmt, 1);

@@ -4,9 +4,10 @@
 ** Scans and point lookups step a statement on the docs table. Searches (MATCH) step a VsSearch stream
 ** (search.c) and fetch each row's document by rowid when a column is read. Conditions on declared metadata
 ** columns are SQL on the docs table: a scan runs them as its WHERE clause; a search counts the matching rows
-** and, when they are few (at most max(256, 4 sqrt(k * rows)), or 1/40 of the rows for Flat), scores exactly
-** those rows, else checks each candidate of the index stream against them; either way k rows come back
-** whenever k rows match.
+** and, when they are few (at most max(256, 8 sqrt(k * rows)), 4 sqrt(k * rows) when the vectors must be read
+** from the vectors table, at least 1/16 of the rows for Flat), scores exactly those rows, else the index search
+** itself skips the rows they rule out, tested on the declared columns held in memory (columns.c); either way k
+** rows come back whenever k rows match.
 ** With lambda_mult the first fetch_k candidates are re-ranked by maximal marginal relevance (mmr.c).
 */
 #include "vecstore_int.h"
@@ -46,6 +47,9 @@ typedef struct VsCursor {
   sqlite3_value **apBind;
   int nBind;
   sqlite3_stmt *pCheck; /* SELECT 1 FROM docs WHERE rowid = ?1 AND (...), for candidate checks */
+  VsCondList *pCond;    /* the same conditions, for the declared columns in memory */
+  int bInMemory;        /* the stream's candidates are checked in memory (pTab->pColumns) where they can be */
+  int bCheckSql;        /* the stream's candidates are checked with SQL (pCheck) */
 } VsCursor;
 
 static VsTable *cursor_table(VsCursor *pCur) { return (VsTable *)pCur->base.pVtab; }
@@ -69,6 +73,7 @@ static void cursor_reset(VsCursor *pCur) {
   }
   vs_storage_cursor_stmt_release(pStore, VS_CSTMT_VECTOR, pCur->pVec);
   sqlite3_finalize(pCur->pCheck);
+  vs_cond_free(pCur->pCond);
   vs_search_free(pCur->pSearch);
   sqlite3_free(pCur->zParams);
   sqlite3_free(sqlite3_str_finish(pCur->pWhere));
@@ -142,7 +147,29 @@ static int bind_later(VsCursor *pCur, sqlite3_value *pVal) {
   return SQLITE_OK;
 }
 
-/* Appends the SQL of one declared-column condition (token "c<N>:<op>", value pVal) to the WHERE clause. */
+/* Records one declared-column condition for the columns in memory: the value, none, or an IN list's values. */
+static int add_memory_condition(VsCursor *pCur, int iCol, VsCondOp eOp, sqlite3_value *pVal) {
+  VsColType eType = cursor_table(pCur)->pCfg->aCol[iCol].eType;
+  if (eOp == VS_COND_ISNULL || eOp == VS_COND_NOTNULL) return vs_cond_add(&pCur->pCond, eType, iCol, eOp, 0, 0);
+  if (eOp != VS_COND_IN) return vs_cond_add(&pCur->pCond, eType, iCol, eOp, &pVal, 1);
+  sqlite3_value **apList = 0, *pItem = 0;
+  int nList = 0, rc = SQLITE_OK;
+  for (int rcIn = sqlite3_vtab_in_first(pVal, &pItem); rc == SQLITE_OK && rcIn == SQLITE_OK && pItem;
+       rcIn = sqlite3_vtab_in_next(pVal, &pItem)) {
+    sqlite3_value **aNew = sqlite3_realloc64(apList, (sqlite3_uint64)(nList + 1) * sizeof(*aNew));
+    sqlite3_value *pCopy = aNew ? sqlite3_value_dup(pItem) : 0; /* an item lasts only until the next is read */
+    if (aNew) apList = aNew;
+    if (pCopy == 0) rc = SQLITE_NOMEM;
+    else apList[nList++] = pCopy;
+  }
+  if (rc == SQLITE_OK) rc = vs_cond_add(&pCur->pCond, eType, iCol, eOp, apList, nList);
+  for (int i = 0; i < nList; i++) sqlite3_value_free(apList[i]);
+  sqlite3_free(apList);
+  return rc;
+}
+
+/* Appends the SQL of one declared-column condition (token "c<N>:<op>", value pVal) to the WHERE clause, and
+** records it for the columns in memory. The operator tokens are in VsCondOp order. */
 static int add_column_condition(VsCursor *pCur, const char *zToken, sqlite3_value *pVal) {
   static const struct {
     const char *zOp;
@@ -158,6 +185,8 @@ static int add_column_condition(VsCursor *pCur, const char *zToken, sqlite3_valu
   int iOp = 0;
   while (iOp < (int)(sizeof(aOp) / sizeof(aOp[0])) && strcmp(aOp[iOp].zOp, zOp) != 0) iOp++;
   if (iOp == (int)(sizeof(aOp) / sizeof(aOp[0]))) return SQLITE_INTERNAL;
+  int rc = add_memory_condition(pCur, iCol, (VsCondOp)iOp, pVal);
+  if (rc != SQLITE_OK) return rc;
   if (pCur->pWhere == 0) pCur->pWhere = sqlite3_str_new(0);
   else sqlite3_str_appendall(pCur->pWhere, " AND ");
   sqlite3_str_appendf(pCur->pWhere, "\"%w\" %s", pTab->pCfg->aCol[iCol].zName, aOp[iOp].zSql);
@@ -166,7 +195,7 @@ static int add_column_condition(VsCursor *pCur, const char *zToken, sqlite3_valu
   if (strcmp(zOp, "in") != 0) return bind_later(pCur, pVal);
   /* IN (...): every value of the list, bound one by one. */
   sqlite3_str_appendall(pCur->pWhere, "(");
-  int rc = SQLITE_OK, nValue = 0;
+  int nValue = 0;
   sqlite3_value *pItem = 0;
   for (int rcIn = sqlite3_vtab_in_first(pVal, &pItem); rc == SQLITE_OK && rcIn == SQLITE_OK && pItem;
        rcIn = sqlite3_vtab_in_next(pVal, &pItem)) {
@@ -245,13 +274,41 @@ static int search_among(VsTable *pTab, const float *aQuery, sqlite3_value *pArg,
   return rc;
 }
 
-/* Does the row iRowid meet the declared-column conditions (pCur->pCheck)? 1, 0, or a negative SQLite error. */
+/* Does the row iRowid meet the declared-column conditions, checked with SQL (pCur->pCheck, prepared on first
+** use)? 1, 0, or a negative SQLite error. */
 static int row_passes(VsCursor *pCur, i64 iRowid) {
+  if (pCur->pCheck == 0) {
+    int rc = prepare_filtered(pCur, "SELECT 1 FROM {docs} WHERE rowid = ?1 AND ", "", &pCur->pCheck);
+    if (rc != SQLITE_OK) return -rc;
+  }
   sqlite3_bind_int64(pCur->pCheck, 1, iRowid);
   int rc = sqlite3_step(pCur->pCheck);
   sqlite3_reset(pCur->pCheck);
   if (rc == SQLITE_ROW) return 1;
   return rc == SQLITE_DONE ? 0 : -rc;
+}
+
+/* Can the row iRowid be checked in the declared columns in memory? Not when there are none (dropped by a rollback
+** while this cursor was open), nor for a row the open transaction wrote (the copy holds the committed state). */
+static int row_in_memory(VsCursor *pCur, i64 iRowid) {
+  VsTable *pTab = cursor_table(pCur);
+  i64 iDummy;
+  if (pTab->pColumns == 0 || pCur->pCond == 0) return 0;
+  return pTab->written.nUsed == 0 || !vs_i64map_get(&pTab->written, iRowid, &iDummy);
+}
+
+/* Does the row iRowid meet the declared-column conditions? In memory when it can be, else with SQL. 1, 0, or a
+** negative SQLite error. */
+static int row_matches(VsCursor *pCur, i64 iRowid) {
+  if (row_in_memory(pCur, iRowid)) return vs_columns_test(cursor_table(pCur)->pColumns, pCur->pCond, iRowid);
+  return row_passes(pCur, iRowid);
+}
+
+/* Selector inside the index search: the rows the columns in memory rule out. Rows it cannot judge are kept, for
+** next_candidate to check with SQL. */
+static int keep_in_memory(void *pCtx, i64 iRowid) {
+  VsCursor *pCur = (VsCursor *)pCtx;
+  return !row_in_memory(pCur, iRowid) || vs_columns_test(cursor_table(pCur)->pColumns, pCur->pCond, iRowid);
 }
 
 /* How many of VS_SAMPLE rows of the index, at fixed pseudo-random labels (the same ones for the same index, so
@@ -266,7 +323,7 @@ static int sample_matches(VsCursor *pCur, i64 *pnHit, i64 *pnLive) {
     x ^= x << 13, x ^= x >> 7, x ^= x << 17;
     i64 iRowid = pIdx->aRowid[x % (uint64_t)pIdx->nLabel];
     if (iRowid == VS_TOMBSTONE) continue;
-    int r = row_passes(pCur, iRowid);
+    int r = row_matches(pCur, iRowid);
     if (r < 0) return -r;
     (*pnLive)++;
     *pnHit += r;
@@ -275,34 +332,34 @@ static int sample_matches(VsCursor *pCur, i64 *pnHit, i64 *pnLive) {
 }
 
 /* Starts the search of a query with declared-column conditions: exactly among the matching rows when they are
-** few, else the index stream with each candidate checked (pCheck). */
+** few, else the index search with the conditions checked inside it on the declared columns in memory. */
 static int search_filtered(VsCursor *pCur, const float *aQuery, i64 nFirst) {
   VsTable *pTab = cursor_table(pCur);
   sqlite3_stmt *pStmt = 0;
   int rc = vs_sync_read(pTab);
   if (rc != SQLITE_OK) return rc;
   double rRows = (double)vs_index_count(pTab->pIdx) + (double)pTab->pending.last.nUsed;
-  double rWant = pCur->bLambda ? (pCur->nFetchK >= 0 ? pCur->nFetchK : VS_MMR_DEFAULT_FETCH_K) : (double)nFirst;
+  i64 nWant = pCur->bLambda ? (pCur->nFetchK >= 0 ? pCur->nFetchK : VS_MMR_DEFAULT_FETCH_K) : nFirst;
   /* Scoring m matching rows exactly costs m index reads (about 0.2-0.4 us each with the SQL that finds them)
-  ** when the index keeps full-precision vectors, else m reads from the vectors table (about 3 us each); streaming
-  ** costs about k / selectivity candidate checks (about 2 us each) after a search 16 * k deep, and a whole scan
-  ** per batch for an exhaustive index. Measured on 1M x 128 (k = 10): exact scoring wins up to a few times
-  ** sqrt(k * rows) matches on an approximate index, and up to about 1/16 of the table on Flat. */
-  double rRoot = sqrt((rWant < 1 ? 1 : rWant) * rRows);
-  int bInMemory = vs_index_keeps_vectors(pTab->pIdx);
-  i64 nExactMax = (i64)((bInMemory ? 8 : 4) * rRoot);
+  ** when the index keeps full-precision vectors, else m reads from the vectors table (about 3 us each); an index
+  ** search with the conditions inside costs about what an unfiltered one does while they keep a good share of
+  ** the rows, but needs the columns in memory (read once per connection, then kept up to date from the log).
+  ** Measured on 1M x 128 (k = 10): exact scoring wins up to a few times sqrt(k * rows) matches on an approximate
+  ** index, and up to about 1/16 of the table on Flat. */
+  double rRoot = sqrt((nWant < 1 ? 1.0 : (double)nWant) * rRows);
+  int bKeepsVectors = vs_index_keeps_vectors(pTab->pIdx);
+  i64 nExactMax = (i64)((bKeepsVectors ? 8 : 4) * rRoot);
   if (pTab->pIdx->bExact && nExactMax < (i64)(rRows / 16)) nExactMax = (i64)(rRows / 16);
   if (nExactMax < 256) nExactMax = 256;
-  /* A condition that a sample shows most rows meet goes straight to the stream (at 10% of 1M rows, reading the
-  ** first nExactMax matches would cost more than the search): at least 6 hits in 128, and an estimate past twice
-  ** the threshold. Otherwise the matches themselves decide. */
+  /* The columns in memory, when this connection already has them (kept up to date cheaply). */
+  if (pTab->pColumns) rc = vs_sync_columns(pTab, &(VsColumns *){0});
+  /* A condition that a sample shows most rows meet goes straight to the index search (at 10% of 1M rows,
+  ** reading the first nExactMax matches would cost more than the search): at least 6 hits in 128, and an estimate
+  ** past twice the threshold. Otherwise the matches themselves decide. */
   i64 nHit = 0, nLive = 0;
-  if (nExactMax * 4 < (i64)rRows) {
-    rc = prepare_filtered(pCur, "SELECT 1 FROM {docs} WHERE rowid = ?1 AND ", "", &pCur->pCheck);
-    if (rc == SQLITE_OK) rc = sample_matches(pCur, &nHit, &nLive);
-  }
+  if (rc == SQLITE_OK && nExactMax * 4 < (i64)rRows && !pTab->bTestFilterInMemory) rc = sample_matches(pCur, &nHit, &nLive);
   if (rc != SQLITE_OK) return rc;
-  int bBroad = nHit >= 6 && (double)nHit / (double)nLive * rRows > 2.0 * (double)nExactMax;
+  int bBroad = pTab->bTestFilterInMemory || (nHit >= 6 && (double)nHit / (double)nLive * rRows > 2.0 * (double)nExactMax);
   /* The matching rowids, read only up to the threshold, so a condition most rows meet costs little. */
   i64 *aRowid = 0, nMatch = bBroad ? nExactMax + 1 : 0, nAlloc = 0;
   char *zAfter = sqlite3_mprintf(" LIMIT %lld", nExactMax + 1);
@@ -322,33 +379,34 @@ static int search_filtered(VsCursor *pCur, const float *aQuery, i64 nFirst) {
   }
   int rc2 = pStmt ? sqlite3_finalize(pStmt) : SQLITE_OK;
   if (rc == SQLITE_OK) rc = rc2;
-  pStmt = 0;
   if (rc == SQLITE_OK && nMatch <= nExactMax) rc = vs_search_start_among(pTab, aQuery, aRowid, nMatch, &pCur->pSearch);
   sqlite3_free(aRowid);
-  if (rc == SQLITE_OK && nMatch <= nExactMax) {
-    sqlite3_finalize(pCur->pCheck);
-    pCur->pCheck = 0;
-  }
-  if (rc != SQLITE_OK || nMatch <= nExactMax) return rc;
-  if (pCur->pCheck == 0) rc = prepare_filtered(pCur, "SELECT 1 FROM {docs} WHERE rowid = ?1 AND ", "", &pCur->pCheck);
+  if (rc != SQLITE_OK || nMatch <= nExactMax) return rc; /* every row of an among search matches */
+  /* Many rows match: candidates are checked on the declared columns in memory. The k-th match lies about as deep
+  ** as the (k / selectivity)-th row of an unfiltered search, so the first batch is asked twice as deep as the
+  ** sample predicts (16 k without a sample). An approximate index checks inside its search (HNSW then searches
+  ** with ef = that depth, IVF probes more lists until it finds that many matches); an exhaustive one would test
+  ** every row (a cache miss each), so its candidates are checked after the scan. */
+  rc = vs_sync_columns(pTab, &(VsColumns *){0});
   if (rc != SQLITE_OK) return rc;
-  /* Many candidates will fail the check: a first batch deep enough (ef = its size) to hold the answer at the
-  ** selectivity where streaming begins spares re-searches and keeps the head of the stream accurate. When the
-  ** sample measured the selectivity, three times the expected depth of the k-th match is enough. */
-  i64 nBatch = nFirst > INT64_MAX / 16 ? INT64_MAX : nFirst * 16;
-  if (bBroad && nFirst < INT64_MAX / (3 * VS_SAMPLE)) {
-    i64 nExpected = 3 * nFirst * nLive / nHit;
-    if (nExpected < nBatch) nBatch = nExpected > 2 * nFirst ? nExpected : 2 * nFirst;
+  pCur->bInMemory = 1;
+  if (nWant < 1) nWant = 1;
+  i64 nBatch = nWant > INT64_MAX / 16 ? INT64_MAX : nWant * 16;
+  if (nHit > 0 && nWant < INT64_MAX / (2 * VS_SAMPLE)) {
+    i64 nExpected = 2 * nWant * nLive / nHit;
+    if (nExpected < nBatch) nBatch = nExpected > 2 * nWant ? nExpected : 2 * nWant;
   }
-  return vs_search_start(pTab, aQuery, nBatch, pCur->zParams, &pCur->pSearch);
+  int bInside = !pTab->pIdx->bExact;
+  return vs_search_start(pTab, aQuery, nBatch, pCur->zParams, bInside ? keep_in_memory : 0, pCur, &pCur->pSearch);
 }
 
-/* The next row of the search stream that passes the declared-column check. */
+/* The next row of the search stream that meets the declared-column conditions (checked again here: rows the
+** index search could not judge, and the transaction's own rows, are checked with SQL). */
 static int next_candidate(VsCursor *pCur, i64 *piRowid, double *prDist, int *pbEof) {
   for (;;) {
     int rc = vs_search_next(pCur->pSearch, piRowid, prDist, pbEof);
-    if (rc != SQLITE_OK || *pbEof || pCur->pCheck == 0) return rc;
-    int r = row_passes(pCur, *piRowid);
+    if (rc != SQLITE_OK || *pbEof) return rc;
+    int r = pCur->bInMemory ? row_matches(pCur, *piRowid) : pCur->bCheckSql ? row_passes(pCur, *piRowid) : 1;
     if (r != 0) return r > 0 ? SQLITE_OK : -r;
   }
 }
@@ -386,8 +444,7 @@ static int rerank_mmr(VsCursor *pCur, const float *aQuery) {
   if (rc == SQLITE_OK) {
     vs_search_free(pCur->pSearch);
     pCur->pSearch = 0;
-    sqlite3_finalize(pCur->pCheck);
-    pCur->pCheck = 0;
+    pCur->bInMemory = pCur->bCheckSql = 0; /* the picks were checked as candidates */
     rc = vs_search_from_list(pTab, aPickRowid, aPickDist, nPicked, &pCur->pSearch);
   }
   sqlite3_free(aRowid);
@@ -565,14 +622,12 @@ int vs_cursor_filter(sqlite3_vtab_cursor *pCursor, int idxNum, const char *idxSt
   if (rc == SQLITE_OK) {
     if (pAmong) {
       rc = search_among(pTab, aQuery, pAmong, zAmong, &pCur->pSearch);
-      if (rc == SQLITE_OK && pCur->pWhere) {
-        rc = prepare_filtered(pCur, "SELECT 1 FROM {docs} WHERE rowid = ?1 AND ", "", &pCur->pCheck);
-      }
+      pCur->bCheckSql = pCur->pWhere != 0;
     } else if (pCur->pWhere) {
       rc = search_filtered(pCur, aQuery, nFirst);
     } else {
       i64 nAsk = pCur->bLambda ? (pCur->nFetchK >= 0 ? pCur->nFetchK : VS_MMR_DEFAULT_FETCH_K) : nFirst;
-      rc = vs_search_start(pTab, aQuery, nAsk > 0 ? nAsk : 1, pCur->zParams, &pCur->pSearch);
+      rc = vs_search_start(pTab, aQuery, nAsk > 0 ? nAsk : 1, pCur->zParams, 0, 0, &pCur->pSearch);
     }
   }
   if (rc == SQLITE_OK && pCur->bLambda) rc = rerank_mmr(pCur, aQuery);

@@ -41,6 +41,8 @@ struct VsSearch {
   i64 nList;
   int eStage;            /* STAGE_INDEX, STAGE_EXACT, STAGE_DONE for the committed rows */
   VsI64Map emitted;      /* committed rowids already returned */
+  int (*xFilter)(void *, i64); /* the caller's condition on committed rows, or NULL */
+  void *pFilterCtx;
 };
 
 enum { STAGE_INDEX = 0, STAGE_EXACT = 1, STAGE_DONE = 2 };
@@ -125,19 +127,22 @@ void vs_search_free(VsSearch *p) {
   sqlite3_free(p);
 }
 
-/* Index selector: committed rows the transaction has not touched and the stream has not returned yet. */
+/* Index selector: committed rows the transaction has not touched, that the caller's filter keeps, and that
+** the stream has not returned yet. */
 static int keep_committed(void *pCtx, i64 iRowid) {
   VsSearch *p = (VsSearch *)pCtx;
   i64 iDummy;
   if (vs_pending_get(&p->pTab->pending, iRowid) != 0) return 0;
+  if (p->xFilter && !p->xFilter(p->pFilterCtx, iRowid)) return 0;
   return p->emitted.nUsed == 0 || !vs_i64map_get(&p->emitted, iRowid, &iDummy);
 }
 
-/* Index selector for approximate indexes: only rows the transaction touched are excluded. Excluding rows
-** already returned as well would starve graph searches (HNSW stops once its queue holds only excluded nodes),
-** so those are skipped after each batch instead. */
+/* Index selector for approximate indexes: rows the transaction touched and rows the caller's filter drops are
+** excluded. Excluding rows already returned as well would starve graph searches (HNSW stops once its queue
+** holds only excluded nodes), so those are skipped after each batch instead. */
 static int keep_untouched(void *pCtx, i64 iRowid) {
   VsSearch *p = (VsSearch *)pCtx;
+  if (p->xFilter && !p->xFilter(p->pFilterCtx, iRowid)) return 0;
   return vs_pending_get(&p->pTab->pending, iRowid) == 0;
 }
 
@@ -179,8 +184,9 @@ static int fetch_batch(VsSearch *p, i64 nAsk) {
   if (rc == SQLITE_OK) {
     /* A selector costs a call per candidate in exhaustive scans: pass one only when something is excluded. */
     int (*xKeep)(void *, i64) = 0;
-    if (pIdx->bExact && (!vs_pending_is_empty(&p->pTab->pending) || p->emitted.nUsed > 0)) xKeep = keep_committed;
-    if (!pIdx->bExact && !vs_pending_is_empty(&p->pTab->pending)) xKeep = keep_untouched;
+    int bPending = !vs_pending_is_empty(&p->pTab->pending);
+    if (pIdx->bExact && (bPending || p->emitted.nUsed > 0 || p->xFilter)) xKeep = keep_committed;
+    if (!pIdx->bExact && (bPending || p->xFilter)) xKeep = keep_untouched;
     rc = vs_index_search(pIdx, p->aQuery, nAsk, zBatchParams ? zBatchParams : p->zParams, xKeep, p, aDist, aRowid,
                          &n, &p->pTab->base.zErrMsg);
   }
@@ -210,7 +216,8 @@ static int fetch_exact(VsSearch *p) {
   return rc;
 }
 
-int vs_search_start(VsTable *pTab, const float *aQuery, i64 nFirstBatch, const char *zParams, VsSearch **pp) {
+int vs_search_start(VsTable *pTab, const float *aQuery, i64 nFirstBatch, const char *zParams,
+                    int (*xFilter)(void *, i64), void *pFilterCtx, VsSearch **pp) {
   *pp = 0;
   int rc = vs_sync_read(pTab);
   if (rc != SQLITE_OK) return rc;
@@ -218,6 +225,8 @@ int vs_search_start(VsTable *pTab, const float *aQuery, i64 nFirstBatch, const c
   if (p == 0) return SQLITE_NOMEM;
   memset(p, 0, sizeof(*p));
   p->pTab = pTab;
+  p->xFilter = xFilter;
+  p->pFilterCtx = pFilterCtx;
   vs_i64map_init(&p->emitted);
   size_t nByte = (size_t)pTab->pCfg->nDim * sizeof(float);
   p->aQuery = sqlite3_malloc64(nByte);

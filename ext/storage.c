@@ -4,7 +4,8 @@
 **   <name>_config(key PRIMARY KEY, value)      options, format version, snapshot generation and checksum
 **   <name>_docs(rowid, id UNIQUE, content, metadata, <declared columns>)  each declared column indexed
 **   <name>_vectors(rowid, embedding)           float32 BLOBs, the truth the index is built from
-**   <name>_log(seq, rowid, op)                 vectors set (op 0) or deleted (op 1) since the snapshot
+**   <name>_log(seq, rowid, op)                 since the snapshot: vectors set (op 0) or deleted (op 1), rows
+**                                              whose declared columns alone changed (op 2)
 **   <name>_snapshot(chunk, data)               the serialised index in 1 MiB chunks (no BLOB size ceiling)
 **
 ** The snapshot is streamed through a stdio cookie: written chunk by chunk as Faiss serialises, and read back
@@ -559,12 +560,12 @@ int vs_storage_state(VsStorage *p, i64 *piGen, i64 *piLogSeq, char **pzErr) {
   return db_error(p->db, rc, pzErr, "reading the table state failed");
 }
 
-int vs_storage_log_append(VsStorage *p, i64 iRowid, int bDelete, i64 *piSeq) {
+int vs_storage_log_append(VsStorage *p, i64 iRowid, int eOp, i64 *piSeq) {
   sqlite3_stmt *pStmt;
   int rc = stmt(p, LOG_APPEND, &pStmt);
   if (rc == SQLITE_OK) {
     sqlite3_bind_int64(pStmt, 1, iRowid);
-    sqlite3_bind_int(pStmt, 2, bDelete ? 1 : 0);
+    sqlite3_bind_int(pStmt, 2, eOp);
     rc = run(pStmt);
     if (rc == SQLITE_OK) *piSeq = sqlite3_last_insert_rowid(p->db);
   }

@@ -178,10 +178,11 @@ static int write_snapshot_cb(void *pCtx, FILE *f, char **pzErr) {
   return vs_index_write(((VsTable *)pCtx)->pIdx, f, pzErr);
 }
 
-/* The rowids that log entries touched; the entries' ops are not trusted (the stored vectors are the truth). */
-static int replay_entry(void *pCtx, i64 iSeq, i64 iRowid, int bDelete) {
+/* The rowids whose vectors log entries touched; whether a vector was set or deleted is not trusted (the stored
+** vectors are the truth). Entries for declared columns alone leave the index as it is. */
+static int replay_entry(void *pCtx, i64 iSeq, i64 iRowid, int eOp) {
   (void)iSeq;
-  (void)bDelete;
+  if (eOp == VS_LOG_COLUMNS) return SQLITE_OK;
   return vs_i64map_put((VsI64Map *)pCtx, iRowid, 0);
 }
 
@@ -271,6 +272,10 @@ int vs_sync_read(VsTable *pTab) {
   int bFull = pTab->pIdx == 0 || iGen != pTab->iGen || iLogSeq < pTab->iLogSeq;
   int bLogDamaged = 0;
   if (rc == SQLITE_OK) rc = log_damaged(pTab, iLogSeq, bFull, &bLogDamaged, pzErr);
+  if (rc == SQLITE_OK && bLogDamaged) { /* the columns in memory followed that log too */
+    vs_columns_free(pTab->pColumns);
+    pTab->pColumns = 0;
+  }
   if (rc == SQLITE_OK && (bFull || bLogDamaged)) {
     rc = load_index(pTab, iGen, iLogSeq, bLogDamaged, pzErr);
   } else if (rc == SQLITE_OK && sqlite3_stricmp(zOldParams ? zOldParams : "", pTab->zSearchParams ? pTab->zSearchParams : "")) {
@@ -319,12 +324,22 @@ int vs_sync_rebuild(VsTable *pTab, int bTrain, char **pzErr) {
   return write_snapshot(pTab, pzErr);
 }
 
-/* Applies the net pending change of every touched rowid to pIdx and appends their log entries (unless a
-** snapshot follows, which makes the entries unnecessary). */
+/* Appends a log entry and moves pTab->iLogSeq to it. */
+static int log_entry(VsTable *pTab, i64 iRowid, int eOp) {
+  i64 iSeq = 0;
+  int rc = vs_storage_log_append(pTab->pStore, iRowid, eOp, &iSeq);
+  if (rc == SQLITE_OK) pTab->iLogSeq = iSeq;
+  return rc;
+}
+
+/* Applies the net pending change of every touched rowid to pIdx and appends their log entries, then one entry
+** for each row whose declared columns alone were written, so other connections read those rows again (unless
+** a snapshot follows, which makes the entries unnecessary). */
 static int apply_pending(VsTable *pTab, int bLog, char **pzErr) {
   VsPending *pP = &pTab->pending;
   VecBatch b = {pTab, 0, 0, 0, 0};
   int rc = SQLITE_OK;
+  i64 nLogged = 0;
   for (i64 i = 0; rc == SQLITE_OK && i < pP->last.nSlot; i++) {
     if (pP->last.aUsed[i] != 1) continue;
     const VsPendingOp *pOp = &pP->aOp[pP->last.aVal[i]];
@@ -333,13 +348,14 @@ static int apply_pending(VsTable *pTab, int bLog, char **pzErr) {
     } else {
       vs_index_remove(pTab->pIdx, pOp->iRowid);
     }
-    if (rc == SQLITE_OK && bLog) {
-      i64 iSeq = 0;
-      rc = vs_storage_log_append(pTab->pStore, pOp->iRowid, pOp->aVec == 0, &iSeq);
-      if (rc == SQLITE_OK) pTab->iLogSeq = iSeq;
-    }
+    if (rc == SQLITE_OK && bLog) rc = log_entry(pTab, pOp->iRowid, pOp->aVec ? VS_LOG_SET : VS_LOG_DELETE), nLogged++;
   }
-  if (rc == SQLITE_OK && bLog && pP->last.nUsed > 0) {
+  for (i64 i = 0; rc == SQLITE_OK && bLog && i < pTab->written.nSlot; i++) {
+    if (pTab->written.aUsed[i] != 1 || vs_pending_get(pP, pTab->written.aKey[i])) continue;
+    rc = log_entry(pTab, pTab->written.aKey[i], VS_LOG_COLUMNS);
+    nLogged++;
+  }
+  if (rc == SQLITE_OK && nLogged > 0) {
     char zSeq[32];
     snprintf(zSeq, sizeof(zSeq), "%lld", pTab->iLogSeq);
     rc = vs_storage_config_put(pTab->pStore, "log_seq", zSeq, pzErr);
@@ -353,7 +369,7 @@ int vs_sync_commit(VsTable *pTab) {
   char **pzErr = &pTab->base.zErrMsg;
   if (!pTab->bInWrite) return SQLITE_OK;
   int eCmd = vs_pending_commands(&pTab->pending);
-  if (vs_pending_is_empty(&pTab->pending) && eCmd == 0) return SQLITE_OK;
+  if (vs_pending_is_empty(&pTab->pending) && eCmd == 0 && pTab->written.nUsed == 0) return SQLITE_OK;
   sqlite3_int64 iLastRowid = sqlite3_last_insert_rowid(pTab->db);
   int rc = SQLITE_OK;
   pTab->bApplied = 1; /* from here on, a failed commit must drop the cache */
@@ -362,7 +378,7 @@ int vs_sync_commit(VsTable *pTab) {
     rc = vs_sync_rebuild(pTab, (eCmd & VS_CMD_TRAIN) != 0, pzErr);
   } else if (rc == SQLITE_OK) {
     VsIndex *pIdx = pTab->pIdx;
-    i64 nNet = pTab->pending.last.nUsed;
+    i64 nNet = pTab->pending.last.nUsed + pTab->written.nUsed;
     i64 nLogLimit = vs_index_count(pIdx) / VS_LOG_FRACTION;
     if (nLogLimit < VS_LOG_MIN) nLogLimit = VS_LOG_MIN;
     /* A log damaged by hand (log_damaged) is replaced by a snapshot of this index, which was built from the
@@ -391,11 +407,36 @@ int vs_sync_commit(VsTable *pTab) {
     /* The changes are in the index now. If the commit itself fails (SQLITE_BUSY) the transaction stays open
     ** and may go on: what follows is pending anew, and a retried commit does not apply or log these again. */
     vs_pending_forget(&pTab->pending);
+    vs_i64map_clear(&pTab->written);
   }
   return failed(pTab, rc, "committing the index failed");
 }
 
+/* Drops the declared columns in memory if they were read inside the write transaction being undone: they may
+** hold what it wrote. */
+static void drop_columns_read_in_write(VsTable *pTab) {
+  if (!pTab->bColumnsInWrite) return;
+  vs_columns_free(pTab->pColumns);
+  pTab->pColumns = 0;
+  pTab->bColumnsInWrite = 0;
+}
+
+int vs_sync_written(VsTable *pTab, i64 iRowid) { return vs_i64map_put(&pTab->written, iRowid, 1); }
+
+int vs_sync_columns(VsTable *pTab, VsColumns **pp) {
+  *pp = 0;
+  int bRead = 0;
+  int rc = vs_columns_sync(pTab->pStore, pTab->pCfg->nCol, pTab->iGen, pTab->iLogSeq, &pTab->pColumns, &bRead);
+  if (rc != SQLITE_OK) return failed(pTab, rc, "reading the declared columns failed");
+  if (pTab->bInWrite && bRead) pTab->bColumnsInWrite = 1;
+  *pp = pTab->pColumns;
+  return SQLITE_OK;
+}
+
 void vs_sync_finish(VsTable *pTab, int bCommitted) {
+  if (!bCommitted) drop_columns_read_in_write(pTab);
+  pTab->bColumnsInWrite = 0;
+  vs_i64map_clear(&pTab->written);
   if (!bCommitted && pTab->bApplied) vs_sync_invalidate(pTab);
   if (!bCommitted) pTab->bVersionKnown = 0; /* options written in the transaction are re-read */
   vs_pending_clear(&pTab->pending);
@@ -406,6 +447,7 @@ void vs_sync_finish(VsTable *pTab, int bCommitted) {
 int vs_sync_rollback_to(VsTable *pTab, int iLevel) {
   char **pzErr = &pTab->base.zErrMsg;
   vs_pending_rollback_to(&pTab->pending, iLevel);
+  drop_columns_read_in_write(pTab);
   /* After a failed commit applied changes to the index, the index is reloaded from the rolled-back tables. */
   if (pTab->bApplied) vs_sync_invalidate(pTab);
   /* SQLite rolled the config rows back; commands such as search_params= changed the in-memory copies. */

@@ -319,11 +319,15 @@ int vs_storage_vector_count(VsStorage *p, i64 *pn);
 
 /* State: the snapshot generation and the change log. */
 int vs_storage_state(VsStorage *p, i64 *piGen, i64 *piLogSeq, char **pzErr);
-/* Appends log entries (bDelete 0: the row's vector was set) and returns the last sequence number. */
-int vs_storage_log_append(VsStorage *p, i64 iRowid, int bDelete, i64 *piSeq);
+/* Log entry ops: the row's vector was set, deleted, or only its declared columns changed. */
+#define VS_LOG_SET 0
+#define VS_LOG_DELETE 1
+#define VS_LOG_COLUMNS 2
+/* Appends a log entry (eOp one of VS_LOG_*) and returns its sequence number. */
+int vs_storage_log_append(VsStorage *p, i64 iRowid, int eOp, i64 *piSeq);
 int vs_storage_log_count(VsStorage *p, i64 *pn);
 /* Calls xEntry for every log entry after iAfter, in order. */
-int vs_storage_log_scan(VsStorage *p, i64 iAfter, int (*xEntry)(void *, i64 iSeq, i64 iRowid, int bDelete),
+int vs_storage_log_scan(VsStorage *p, i64 iAfter, int (*xEntry)(void *, i64 iSeq, i64 iRowid, int eOp),
                         void *pCtx);
 /* Writes a new snapshot with xWrite(ctx, FILE*), clears the log and bumps the generation. */
 int vs_storage_snapshot_write(VsStorage *p, int (*xWrite)(void *, FILE *, char **), void *pCtx,
@@ -338,7 +342,30 @@ int vs_storage_snapshot_info(VsStorage *p, i64 *pnByte, i64 *pnChunk);
 unsigned int vs_storage_data_version(VsStorage *p);
 sqlite3 *vs_storage_db(VsStorage *p);
 
-#endif /* VECSTORE_INT_H */
+
+/**************************************************************************************************
+** columns.c: a connection's in-memory copy of the declared columns (committed state) and search conditions
+** evaluated on it with SQLite's comparison rules.
+*/
+typedef struct VsColumns VsColumns;
+/* Brings *pp (created when NULL) to the committed state iGen/iLogSeq of the table: reloaded whole for a new
+** generation, else the rows of newer log entries are read again (*pbRead set when anything was read). On error
+** *pp is freed and NULL. */
+int vs_columns_sync(VsStorage *pStore, int nCol, i64 iGen, i64 iLogSeq, VsColumns **pp, int *pbRead);
+void vs_columns_free(VsColumns *p);
+i64 vs_columns_count(const VsColumns *p); /* rows held */
+
+typedef enum VsCondOp {
+  VS_COND_EQ, VS_COND_NE, VS_COND_LT, VS_COND_LE, VS_COND_GT, VS_COND_GE,
+  VS_COND_IS, VS_COND_ISNOT, VS_COND_ISNULL, VS_COND_NOTNULL, VS_COND_IN
+} VsCondOp;
+typedef struct VsCondList VsCondList; /* conditions joined by AND */
+/* Appends "column iCol (of type eType) <op> values" to *pp (created when NULL): one value, none for IS NULL /
+** IS NOT NULL, the list for IN. */
+int vs_cond_add(VsCondList **pp, VsColType eType, int iCol, VsCondOp eOp, sqlite3_value **apVal, int nVal);
+void vs_cond_free(VsCondList *p);
+/* 1 when the copy holds row iRowid and it meets every condition, else 0. */
+int vs_columns_test(const VsColumns *p, const VsCondList *pList, i64 iRowid);
 
 /**************************************************************************************************
 ** sync.c: keeps a connection's Faiss index a faithful cache of the shadow tables.
@@ -363,6 +390,11 @@ typedef struct VsTable {
   char *zSearchParams;    /* default search parameters in force */
   char *zIndexDesc;       /* index description in force */
   sqlite3_stmt *pEmbedStmt; /* SELECT <embedder>(?1), prepared on first use */
+  VsI64Map written;       /* with declared columns: rowids the open transaction wrote (not undone by ROLLBACK TO) */
+  VsColumns *pColumns;    /* the declared columns in memory, NULL until a search wants them */
+  int bColumnsInWrite;    /* pColumns was brought up to date inside the open write transaction */
+  int bTestFilterInMemory; /* tests: every declared-column search takes the in-memory path
+                           ** (environment variable VECSTORE_TEST_FILTER_IN_MEMORY at connect) */
 } VsTable;
 
 /* Makes pIdx current for a statement (no-op inside a write transaction, which holds the latest state). */
@@ -377,6 +409,11 @@ void vs_sync_finish(VsTable *pTab, int bCommitted);
 int vs_sync_rebuild(VsTable *pTab, int bTrain, char **pzErr);
 /* Drops the cache; the next statement reloads it. */
 void vs_sync_invalidate(VsTable *pTab);
+/* Records that the open transaction wrote row iRowid's document (tables with declared columns). */
+int vs_sync_written(VsTable *pTab, i64 iRowid);
+/* The declared columns in memory, up to date with the committed state (after vs_sync_read); rows the open
+** transaction wrote (pTab->written) must be checked with SQL. */
+int vs_sync_columns(VsTable *pTab, VsColumns **pp);
 /* xRollbackTo: undoes pending changes and commands since savepoint iLevel, re-reads the options. */
 int vs_sync_rollback_to(VsTable *pTab, int iLevel);
 
@@ -386,8 +423,11 @@ int vs_sync_rollback_to(VsTable *pTab, int iLevel);
 */
 typedef struct VsSearch VsSearch;
 
-/* aQuery has the table's dimension. zParams: per-query Faiss parameters or NULL. */
-int vs_search_start(VsTable *pTab, const float *aQuery, i64 nFirstBatch, const char *zParams, VsSearch **pp);
+/* aQuery has the table's dimension. zParams: per-query Faiss parameters or NULL. xFilter (NULL for none) keeps
+** committed rows the transaction has not touched, inside the index search (the transaction's own vectors are
+** not filtered). */
+int vs_search_start(VsTable *pTab, const float *aQuery, i64 nFirstBatch, const char *zParams,
+                    int (*xFilter)(void *, i64), void *pFilterCtx, VsSearch **pp);
 /* Searches only the rows aRowid[0..n) (distinct), exactly. */
 int vs_search_start_among(VsTable *pTab, const float *aQuery, const i64 *aRowid, i64 nRowid, VsSearch **pp);
 /* A stream of the given rows in the given order (MMR picks), with the given distances. */
@@ -468,3 +508,5 @@ int vs_mmr_select(const float *aQuery, const float *aVec, int n, int nDim, int k
 ** vtab.c: the module.
 */
 int vs_vtab_register(sqlite3 *db);
+
+#endif /* VECSTORE_INT_H */

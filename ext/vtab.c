@@ -33,6 +33,8 @@ static void table_free(VsTable *pTab) {
   if (pTab == 0) return;
   vs_index_free(pTab->pIdx);
   vs_pending_clear(&pTab->pending);
+  vs_i64map_clear(&pTab->written);
+  vs_columns_free(pTab->pColumns);
   sqlite3_finalize(pTab->pEmbedStmt);
   vs_storage_close(pTab->pStore);
   vs_config_free(pTab->pCfg);
@@ -57,6 +59,8 @@ static int connect_common(sqlite3 *db, int argc, const char *const *argv, int bC
     pTab->pCfg = pCfg;
     pCfg = 0;
     vs_pending_init(&pTab->pending, pTab->pCfg->nDim);
+    vs_i64map_init(&pTab->written);
+    pTab->bTestFilterInMemory = getenv("VECSTORE_TEST_FILTER_IN_MEMORY") != 0;
     rc = vs_storage_open(db, pTab->pCfg, &pTab->pStore);
   }
   if (rc == SQLITE_OK && bCreate) rc = vs_storage_create(db, pTab->pCfg, pzErr);

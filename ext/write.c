@@ -109,7 +109,10 @@ static int parse_metadata(VsTable *pTab, sqlite3_value *pVal, char **pzMeta, cha
 ** are stored as text), BLOB takes anything; NULL fits every type. */
 static int check_column(const VsColumn *pCol, sqlite3_value *pVal, char **pzErr) {
   int eType = sqlite3_value_type(pVal);
-  int eNum = eType == SQLITE_BLOB || eType == SQLITE_NULL ? eType : sqlite3_value_numeric_type(pVal);
+  /* sqlite3_value_numeric_type() converts the value in place: only for the numeric columns, whose affinity
+  ** converts it the same way (a BLOB column keeps the text '10' as text). */
+  int bNumeric = pCol->eType == VS_TYPE_INTEGER || pCol->eType == VS_TYPE_REAL;
+  int eNum = eType == SQLITE_BLOB || eType == SQLITE_NULL || !bNumeric ? eType : sqlite3_value_numeric_type(pVal);
   int bOk = 1;
   switch (pCol->eType) {
     case VS_TYPE_INTEGER:
@@ -181,6 +184,7 @@ static int delete_rowid(VsTable *pTab, i64 iRowid) {
   int rc = vs_storage_doc_delete(pTab->pStore, iRowid);
   if (rc == SQLITE_OK) rc = vs_storage_vector_delete(pTab->pStore, iRowid);
   if (rc == SQLITE_OK) rc = vs_pending_put(&pTab->pending, iRowid, 0);
+  if (rc == SQLITE_OK && pTab->pCfg->nCol > 0) rc = vs_sync_written(pTab, iRowid);
   return rc;
 }
 
@@ -203,6 +207,8 @@ static int write_row(VsTable *pTab, RowValues *pRow, int bNewDoc) {
     rc = vs_storage_vector_put(pTab->pStore, pRow->iRowid, pRow->aVec, pTab->pCfg->nDim);
     if (rc == SQLITE_OK) rc = vs_pending_put(&pTab->pending, pRow->iRowid, pRow->aVec);
   }
+  /* searches check the rows a transaction wrote with SQL, and its commit logs them for the columns in memory */
+  if (rc == SQLITE_OK && pTab->pCfg->nCol > 0) rc = vs_sync_written(pTab, pRow->iRowid);
   return rc;
 }
 

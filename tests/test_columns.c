@@ -1,0 +1,400 @@
+/*
+** test_columns.c: declared-column conditions checked on the columns held in memory (ext/columns.c).
+**
+** Most tests connect with VECSTORE_TEST_FILTER_IN_MEMORY set, so every search with a declared-column condition
+** takes the in-memory path whatever the table's size, and compare each answer with the same condition run by
+** SQLite itself on a plain table holding the same rows (same column types, same values): the in-memory copy must
+** follow SQLite's comparison rules (affinity, NULL, numbers against text, integers against reals, BLOBs) and stay
+** current across commits of other connections, snapshots, transactions, savepoints and rollbacks.
+*/
+#include "testutil.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DIM 4
+#define K 12
+
+/* A vecstore table t and a plain table p with the same declared columns and rows. */
+static const char *const zCreate =
+    "CREATE VIRTUAL TABLE t USING vecstore(dim=4, index='Flat', ni INTEGER, nr REAL, nt TEXT, nb BLOB);"
+    "CREATE TABLE p(rowid INTEGER PRIMARY KEY, emb BLOB, ni INTEGER, nr REAL, nt TEXT, nb BLOB);";
+
+/* The switch is read when a connection first uses the table, so it stays set while such a connection is open. */
+static sqlite3 *open_in_memory_path(const char *zPath) {
+  setenv("VECSTORE_TEST_FILTER_IN_MEMORY", "1", 1);
+  return tu_open(zPath);
+}
+
+/* A value of the pools below, bound as the text says: i:<int>, r:<real>, t:<text>, b:<hex blob>, n (NULL). */
+static void bind_spec(sqlite3_stmt *pStmt, int i, const char *zSpec) {
+  switch (zSpec[0]) {
+    case 'i': sqlite3_bind_int64(pStmt, i, strtoll(zSpec + 2, 0, 10)); break;
+    case 'r': sqlite3_bind_double(pStmt, i, strtod(zSpec + 2, 0)); break;
+    case 't': sqlite3_bind_text(pStmt, i, zSpec + 2, -1, SQLITE_TRANSIENT); break;
+    case 'b': {
+      unsigned char a[16];
+      int n = 0;
+      for (const char *z = zSpec + 2; z[0] && z[1] && n < 16; z += 2) {
+        unsigned v = 0;
+        sscanf(z, "%2x", &v);
+        a[n++] = (unsigned char)v;
+      }
+      sqlite3_bind_blob(pStmt, i, a, n, SQLITE_TRANSIENT);
+      break;
+    }
+    default: sqlite3_bind_null(pStmt, i); break;
+  }
+}
+
+/* Stored values per column (what INSERT binds; the declared type's affinity converts them alike in t and p). */
+static const char *const azNi[] = {"n", "i:-3", "i:-1", "i:0", "i:1", "r:2.0", "i:3", "i:4611686018427387904",
+                                   "i:4611686018427387905", "t:7"};
+static const char *const azNr[] = {"n", "r:-2.5", "r:-0.5", "r:0.0", "r:0.5", "r:2.0", "r:2.5", "i:3", "r:1e300", "t:1.5"};
+static const char *const azNt[] = {"n", "t:a", "t:ab", "t:b", "t:B", "t:10", "t:9", "t:", "i:10", "r:2.5"};
+static const char *const azNb[] = {"n", "b:00", "b:0001", "b:ff", "t:a", "i:5", "r:2.5", "b:", "t:10", "i:-1"};
+/* Values conditions compare with: every type, numbers as text, text that looks like numbers. */
+static const char *const azQ[] = {"n",      "i:0",   "i:2",   "i:3",  "i:10",  "i:-1",  "i:4611686018427387904",
+                                  "r:2.0",  "r:2.5", "r:4611686018427387904", "r:0.5", "r:-0.5", "r:1e19", "r:9.2e18", "t:2",
+                                  "t: 2 ",  "t:2.5", "t:a",   "t:ab", "t:10",  "t:9",   "t:",
+                                  "t:1e300", "b:00", "b:0001", "b:",  "t:B",   "i:5",   "t:x"};
+#define NQ ((int)(sizeof(azQ) / sizeof(azQ[0])))
+
+static const char *const azCol[] = {"ni", "nr", "nt", "nb"};
+static const char *const *const aaPool[] = {azNi, azNr, azNt, azNb};
+
+static void random_vector(uint64_t *pState, float *a) {
+  for (int j = 0; j < DIM; j++) a[j] = (float)(tu_rand_unit(pState) * 2.0 - 1.0);
+}
+
+/* Inserts row iRowid with random values into t and p (through db, which has both). */
+static void insert_row(sqlite3 *db, uint64_t *pState, sqlite3_int64 iRowid) {
+  float v[DIM];
+  random_vector(pState, v);
+  const char *azSpec[4];
+  for (int c = 0; c < 4; c++) azSpec[c] = aaPool[c][tu_rand(pState) % 10];
+  const char *azSql[] = {"INSERT INTO t(rowid, embedding, ni, nr, nt, nb) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                         "INSERT INTO p(rowid, emb, ni, nr, nt, nb) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"};
+  for (int t = 0; t < 2; t++) {
+    sqlite3_stmt *pStmt = tu_prepare(db, azSql[t]);
+    sqlite3_bind_int64(pStmt, 1, iRowid);
+    sqlite3_bind_blob(pStmt, 2, v, sizeof(v), SQLITE_TRANSIENT);
+    for (int c = 0; c < 4; c++) bind_spec(pStmt, 3 + c, azSpec[c]);
+    assert_int_equal(sqlite3_step(pStmt), SQLITE_DONE);
+    sqlite3_finalize(pStmt);
+  }
+}
+
+/* Sets column c of row iRowid to a random pool value in t and p (an UPDATE of declared columns alone). */
+static void update_column(sqlite3 *db, uint64_t *pState, sqlite3_int64 iRowid, int c) {
+  const char *zSpec = aaPool[c][tu_rand(pState) % 10];
+  for (int t = 0; t < 2; t++) {
+    char *zSql = sqlite3_mprintf("UPDATE %s SET %s = ?1 WHERE rowid = ?2", t ? "p" : "t", azCol[c]);
+    sqlite3_stmt *pStmt = tu_prepare(db, zSql);
+    sqlite3_free(zSql);
+    bind_spec(pStmt, 1, zSpec);
+    sqlite3_bind_int64(pStmt, 2, iRowid);
+    assert_int_equal(sqlite3_step(pStmt), SQLITE_DONE);
+    sqlite3_finalize(pStmt);
+  }
+}
+
+static void delete_row(sqlite3 *db, sqlite3_int64 iRowid) {
+  char *zSql = sqlite3_mprintf("DELETE FROM t WHERE rowid = %lld; DELETE FROM p WHERE rowid = %lld", iRowid, iRowid);
+  tu_exec(db, zSql);
+  sqlite3_free(zSql);
+}
+
+/* A random condition on one column: its SQL with ?N placeholders from *piParam on, and the specs to bind. */
+typedef struct Condition {
+  char zSql[160];
+  const char *azBind[4];
+  int nBind;
+} Condition;
+
+static void random_condition(uint64_t *pState, Condition *pC, int *piParam) {
+  static const char *const azOp[] = {"=", "!=", "<", "<=", ">", ">=", "IS", "IS NOT", "IS NULL", "IS NOT NULL", "IN"};
+  const char *zCol = azCol[tu_rand(pState) % 4];
+  int iOp = (int)(tu_rand(pState) % 11);
+  pC->nBind = 0;
+  if (iOp == 8 || iOp == 9) {
+    snprintf(pC->zSql, sizeof(pC->zSql), "%s %s", zCol, azOp[iOp]);
+  } else if (iOp == 10) {
+    int n = 1 + (int)(tu_rand(pState) % 3);
+    int nUsed = snprintf(pC->zSql, sizeof(pC->zSql), "%s IN (", zCol);
+    for (int i = 0; i < n; i++) {
+      nUsed += snprintf(pC->zSql + nUsed, sizeof(pC->zSql) - (size_t)nUsed, "%s?%d", i ? ", " : "", (*piParam)++);
+      pC->azBind[pC->nBind++] = azQ[tu_rand(pState) % NQ];
+    }
+    snprintf(pC->zSql + nUsed, sizeof(pC->zSql) - (size_t)nUsed, ")");
+  } else {
+    snprintf(pC->zSql, sizeof(pC->zSql), "%s %s ?%d", zCol, azOp[iOp], (*piParam)++);
+    pC->azBind[pC->nBind++] = azQ[tu_rand(pState) % NQ];
+  }
+}
+
+/* Runs a search on t and the same condition on p (ordered by the same distance): the rowid lists must agree. */
+static void compare_search(sqlite3 *db, const float *q, const Condition *aC, int nC, int k) {
+  char zWhere[512] = "";
+  int n = 0;
+  for (int i = 0; i < nC; i++) n += snprintf(zWhere + n, sizeof(zWhere) - (size_t)n, " AND %s", aC[i].zSql);
+  char *zT = sqlite3_mprintf("SELECT rowid FROM t WHERE embedding MATCH ?1%s AND k = %d", zWhere, k);
+  char *zP = sqlite3_mprintf("SELECT rowid FROM p WHERE 1%s ORDER BY vecstore_distance(emb, ?1), rowid LIMIT %d",
+                             zWhere, k);
+  static sqlite3_int64 aRow[2][1024];
+  int nRow[2] = {0, 0};
+  for (int t = 0; t < 2; t++) {
+    sqlite3_stmt *pStmt = tu_prepare(db, t ? zP : zT);
+    sqlite3_bind_blob(pStmt, 1, q, DIM * (int)sizeof(float), SQLITE_TRANSIENT);
+    int iParam = 2;
+    for (int i = 0; i < nC; i++) {
+      for (int j = 0; j < aC[i].nBind; j++) bind_spec(pStmt, iParam++, aC[i].azBind[j]);
+    }
+    int rc;
+    while ((rc = sqlite3_step(pStmt)) == SQLITE_ROW && nRow[t] < 1024) aRow[t][nRow[t]++] = sqlite3_column_int64(pStmt, 0);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) fail_msg("%s: %s", t ? zP : zT, sqlite3_errmsg(db));
+    sqlite3_finalize(pStmt);
+  }
+  int bSame = nRow[0] == nRow[1];
+  for (int i = 0; bSame && i < nRow[0]; i++) bSame = aRow[0][i] == aRow[1][i];
+  if (!bSame) {
+    fprintf(stderr, "mismatch for%s (binds:", zWhere);
+    for (int i = 0; i < nC; i++) {
+      for (int j = 0; j < aC[i].nBind; j++) fprintf(stderr, " %s", aC[i].azBind[j]);
+    }
+    fprintf(stderr, ")\n  vecstore %d rows:", nRow[0]);
+    for (int i = 0; i < nRow[0]; i++) fprintf(stderr, " %lld", aRow[0][i]);
+    fprintf(stderr, "\n  sqlite   %d rows:", nRow[1]);
+    for (int i = 0; i < nRow[1]; i++) fprintf(stderr, " %lld", aRow[1][i]);
+    fprintf(stderr, "\n");
+  }
+  sqlite3_free(zT);
+  sqlite3_free(zP);
+  assert_true(bSame);
+}
+
+/* nTrial random searches with one or two random conditions. */
+static void compare_random(sqlite3 *db, uint64_t *pState, int nTrial) {
+  for (int trial = 0; trial < nTrial; trial++) {
+    float q[DIM];
+    random_vector(pState, q);
+    Condition aC[2];
+    int iParam = 2;
+    int nC = 1 + (int)(tu_rand(pState) % 2);
+    for (int i = 0; i < nC; i++) random_condition(pState, &aC[i], &iParam);
+    compare_search(db, q, aC, nC, 1 + (int)(tu_rand(pState) % K));
+  }
+}
+
+/* Declared columns store each value as a plain column of the same type does: a BLOB column once stored the text
+** '10' as the integer 10 (the write's type check converted the value in place). */
+static void test_stored_like_plain_table(void **state) {
+  (void)state;
+  char *zPath = tu_path("stored.db");
+  tu_remove_db(zPath);
+  unsetenv("VECSTORE_TEST_FILTER_IN_MEMORY");
+  sqlite3 *db = tu_open(zPath);
+  tu_exec(db, zCreate);
+  float v[DIM] = {1, 2, 3, 4};
+  for (int c = 0; c < 4; c++) {
+    for (int i = 0; i < 10; i++) {
+      sqlite3_int64 iRowid = 1 + c * 10 + i;
+      for (int t = 0; t < 2; t++) {
+        char *zSql = sqlite3_mprintf("INSERT INTO %s(rowid, %s, %s) VALUES (?1, ?2, ?3)", t ? "p" : "t",
+                                     t ? "emb" : "embedding", azCol[c]);
+        sqlite3_stmt *pStmt = tu_prepare(db, zSql);
+        sqlite3_free(zSql);
+        sqlite3_bind_int64(pStmt, 1, iRowid);
+        sqlite3_bind_blob(pStmt, 2, v, sizeof(v), SQLITE_TRANSIENT);
+        bind_spec(pStmt, 3, aaPool[c][i]);
+        assert_int_equal(sqlite3_step(pStmt), SQLITE_DONE);
+        sqlite3_finalize(pStmt);
+      }
+    }
+  }
+  tu_expect_text(db, "SELECT count(*) FROM t_docs d JOIN p USING (rowid) WHERE quote(d.ni) IS quote(p.ni) AND "
+                 "quote(d.nr) IS quote(p.nr) AND quote(d.nt) IS quote(p.nt) AND quote(d.nb) IS quote(p.nb)", "40");
+  tu_expect_text(db, "SELECT typeof(nb) || ':' || nb FROM t WHERE rowid = 39", "text:10");
+  sqlite3_close(db);
+  tu_remove_db(zPath);
+  sqlite3_free(zPath);
+}
+
+/* Every row's every column, compared whole: each column IS each value of its pool (k large enough for all). */
+static void compare_all(sqlite3 *db) {
+  float q[DIM] = {0.3f, -0.1f, 0.7f, 0.2f};
+  for (int c = 0; c < 4; c++) {
+    for (int i = 0; i < 10; i++) {
+      Condition cond;
+      snprintf(cond.zSql, sizeof(cond.zSql), "%s IS ?2", azCol[c]);
+      cond.azBind[0] = aaPool[c][i];
+      cond.nBind = 1;
+      compare_search(db, q, &cond, 1, 1000);
+    }
+  }
+}
+
+/* Every operator, column type and value type against SQLite's own evaluation. */
+static void test_rules_match_sqlite(void **state) {
+  (void)state;
+  char *zPath = tu_path("rules.db");
+  tu_remove_db(zPath);
+  sqlite3 *db = open_in_memory_path(zPath);
+  tu_exec(db, zCreate);
+  uint64_t s = 42;
+  tu_exec(db, "BEGIN");
+  for (int i = 1; i <= 600; i++) insert_row(db, &s, i);
+  tu_exec(db, "COMMIT");
+  compare_random(db, &s, 3000);
+  /* A few fixed cases worth naming. */
+  float q[DIM] = {0.1f, 0.2f, 0.3f, 0.4f};
+  Condition c = {"ni = ?2", {"t:2"}, 1}; /* text that looks like a number, against INTEGER */
+  compare_search(db, q, &c, 1, K);
+  Condition c2 = {"nt = ?2", {"i:10"}, 1}; /* a number against TEXT: compared as its text */
+  compare_search(db, q, &c2, 1, K);
+  Condition c3 = {"ni < ?2", {"r:9.2e18"}, 1}; /* a huge integer against a real, exactly */
+  compare_search(db, q, &c3, 1, K);
+  Condition c4 = {"nb >= ?2", {"t:a"}, 1}; /* mixed types in a BLOB column: numbers < text < BLOBs */
+  compare_search(db, q, &c4, 1, K);
+  Condition c5 = {"nr IN (?2, ?3)", {"n", "r:2.5"}, 2}; /* NULL in an IN list matches nothing */
+  compare_search(db, q, &c5, 1, K);
+  sqlite3_close(db);
+  tu_remove_db(zPath);
+  sqlite3_free(zPath);
+}
+
+/* The copy of one connection follows what another commits: column-only updates, inserts, deletes, and a new
+** snapshot generation (enough changes to replace the log). */
+static void test_follows_other_connection(void **state) {
+  (void)state;
+  char *zPath = tu_path("follow.db");
+  tu_remove_db(zPath);
+  sqlite3 *dbA = open_in_memory_path(zPath);
+  sqlite3 *dbB = open_in_memory_path(zPath);
+  tu_exec(dbA, zCreate);
+  uint64_t s = 7;
+  tu_exec(dbA, "BEGIN");
+  for (int i = 1; i <= 300; i++) insert_row(dbA, &s, i);
+  tu_exec(dbA, "COMMIT");
+  compare_random(dbA, &s, 100); /* A holds the columns in memory from here on */
+  for (int round = 0; round < 6; round++) {
+    int nChange = round == 4 ? 300 : 20;
+    sqlite3_int64 iGen = tu_int(dbB, "SELECT value FROM t_config WHERE key = 'snapshot_gen'");
+    tu_exec(dbB, "BEGIN");
+    if (round == 4) tu_exec(dbB, "INSERT INTO t(t) VALUES ('optimize')"); /* a new snapshot generation */
+    for (int i = 0; i < nChange; i++) {
+      sqlite3_int64 iRowid = 1 + (sqlite3_int64)(tu_rand(&s) % 300);
+      if (round == 4 || i % 4 != 3) {
+        update_column(dbB, &s, iRowid, (int)(tu_rand(&s) % 4));
+      } else if (tu_int(dbB, "SELECT count(*) FROM p") > 200 && i % 8 == 3) {
+        char *zSql = sqlite3_mprintf("SELECT count(*) FROM p WHERE rowid = %lld", iRowid);
+        if (tu_int(dbB, zSql)) delete_row(dbB, iRowid);
+        sqlite3_free(zSql);
+      } else {
+        insert_row(dbB, &s, 1000 + round * 100 + i);
+      }
+    }
+    tu_exec(dbB, "COMMIT");
+    assert_true((tu_int(dbB, "SELECT value FROM t_config WHERE key = 'snapshot_gen'") != iGen) == (round == 4));
+    compare_random(dbA, &s, 150);
+    compare_all(dbA);
+  }
+  /* A column-only update is one log entry of op 2, which integrity-check accepts. */
+  sqlite3_int64 nBefore = tu_int(dbA, "SELECT count(*) FROM t_log WHERE op = 2 AND rowid = 5");
+  tu_exec(dbB, "UPDATE t SET ni = 99 WHERE rowid = 5; UPDATE p SET ni = 99 WHERE rowid = 5");
+  assert_int_equal(tu_int(dbA, "SELECT count(*) FROM t_log WHERE op = 2 AND rowid = 5"), nBefore + 1);
+  float q[DIM] = {0.5f, -0.5f, 0.25f, 0.0f};
+  Condition c = {"ni = ?2", {"i:99"}, 1};
+  compare_search(dbA, q, &c, 1, K);
+  tu_exec(dbA, "INSERT INTO t(t) VALUES ('integrity-check')");
+  sqlite3_close(dbA);
+  sqlite3_close(dbB);
+  tu_remove_db(zPath);
+  sqlite3_free(zPath);
+}
+
+/* Inside a transaction a search sees the transaction's own column changes; ROLLBACK TO and ROLLBACK bring the
+** committed values back, including when the columns were first read inside the transaction. */
+static void test_transaction_and_rollback(void **state) {
+  (void)state;
+  char *zPath = tu_path("txn.db");
+  tu_remove_db(zPath);
+  sqlite3 *db = open_in_memory_path(zPath);
+  tu_exec(db, zCreate);
+  uint64_t s = 99;
+  tu_exec(db, "BEGIN");
+  for (int i = 1; i <= 300; i++) insert_row(db, &s, i);
+  tu_exec(db, "COMMIT");
+  for (int round = 0; round < 8; round++) {
+    /* Rounds alternate: the columns already in memory, or first read inside the transaction. */
+    if (round % 2 == 1) {
+      sqlite3_close(db);
+      db = open_in_memory_path(zPath);
+    } else {
+      compare_random(db, &s, 20);
+    }
+    tu_exec(db, "BEGIN");
+    for (int i = 0; i < 10; i++) update_column(db, &s, 1 + (sqlite3_int64)(tu_rand(&s) % 300), (int)(tu_rand(&s) % 4));
+    compare_random(db, &s, 60);
+    tu_exec(db, "SAVEPOINT sp");
+    for (int i = 0; i < 10; i++) update_column(db, &s, 1 + (sqlite3_int64)(tu_rand(&s) % 300), (int)(tu_rand(&s) % 4));
+    insert_row(db, &s, 5000 + round);
+    compare_random(db, &s, 60);
+    compare_all(db);
+    tu_exec(db, "ROLLBACK TO sp; RELEASE sp");
+    compare_random(db, &s, 60);
+    compare_all(db);
+    tu_exec(db, round % 4 < 2 ? "ROLLBACK" : "COMMIT");
+    compare_random(db, &s, 60);
+    compare_all(db);
+  }
+  sqlite3_close(db);
+  tu_remove_db(zPath);
+  sqlite3_free(zPath);
+}
+
+/* Without the test switch, a condition most rows meet on a table large enough takes the in-memory path by
+** itself: the answers are still SQLite's, and other connections' column updates still show. */
+static void test_broad_condition_natural_path(void **state) {
+  (void)state;
+  char *zPath = tu_path("broad.db");
+  tu_remove_db(zPath);
+  unsetenv("VECSTORE_TEST_FILTER_IN_MEMORY");
+  sqlite3 *dbA = tu_open(zPath);
+  sqlite3 *dbB = tu_open(zPath);
+  tu_exec(dbA, zCreate);
+  uint64_t s = 5;
+  tu_exec(dbA, "BEGIN");
+  for (int i = 1; i <= 6000; i++) insert_row(dbA, &s, i);
+  tu_exec(dbA, "COMMIT");
+  for (int round = 0; round < 3; round++) {
+    for (int trial = 0; trial < 40; trial++) {
+      float q[DIM];
+      random_vector(&s, q);
+      Condition c = {"ni IS NOT ?2", {"i:0"}, 1}; /* about 90% of the rows */
+      compare_search(dbA, q, &c, 1, 1 + trial % 3);
+      Condition c2 = {"nt != ?2", {"t:a"}, 1};
+      compare_search(dbA, q, &c2, 1, 2);
+    }
+    tu_exec(dbB, "BEGIN");
+    for (int i = 0; i < 200; i++) update_column(dbB, &s, 1 + (sqlite3_int64)(tu_rand(&s) % 6000), i % 4);
+    tu_exec(dbB, "COMMIT");
+  }
+  sqlite3_close(dbA);
+  sqlite3_close(dbB);
+  tu_remove_db(zPath);
+  sqlite3_free(zPath);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_stored_like_plain_table),
+      cmocka_unit_test(test_rules_match_sqlite),
+      cmocka_unit_test(test_follows_other_connection),
+      cmocka_unit_test(test_transaction_and_rollback),
+      cmocka_unit_test(test_broad_condition_natural_path),
+  };
+  return cmocka_run_group_tests(tests, 0, 0);
+}
