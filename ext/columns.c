@@ -321,12 +321,24 @@ static int type_class(int eType) {
   }
 }
 
-/* Exact comparison of two numbers (an int64 against a double compared without rounding either). */
+/* <0, 0, >0 as the integer i sorts before, with or after the real r, without rounding either (as SQLite does: the
+** integer part first, then the fraction). */
+static int compare_int_real(i64 i, double r) {
+  if (r < -9223372036854775808.0) return 1;
+  if (r >= 9223372036854775808.0) return -1;
+  i64 y = (i64)r; /* r truncated: exact, as |r| < 2^63 */
+  if (i != y) return i < y ? -1 : 1;
+  double s = (double)i; /* i == y: only r's fraction is left (none once |r| >= 2^53, where s == r) */
+  return (s > r) - (s < r);
+}
+
+/* Exact comparison of two numbers. */
 static int compare_numbers(const ColVal *a, const ColVal *b) {
-  if (a->eType == SQLITE_INTEGER && b->eType == SQLITE_INTEGER) return (a->u.i > b->u.i) - (a->u.i < b->u.i);
-  long double x = a->eType == SQLITE_INTEGER ? (long double)a->u.i : (long double)a->u.r;
-  long double y = b->eType == SQLITE_INTEGER ? (long double)b->u.i : (long double)b->u.r;
-  return (x > y) - (x < y);
+  int bIntA = a->eType == SQLITE_INTEGER, bIntB = b->eType == SQLITE_INTEGER;
+  if (bIntA && bIntB) return (a->u.i > b->u.i) - (a->u.i < b->u.i);
+  if (bIntA) return compare_int_real(a->u.i, b->u.r);
+  if (bIntB) return -compare_int_real(b->u.i, a->u.r);
+  return (a->u.r > b->u.r) - (a->u.r < b->u.r);
 }
 
 /* <0, 0, >0 as the row's value (bytes in zRow) sorts before, with or after the condition's value; neither NULL. */

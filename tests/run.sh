@@ -23,7 +23,7 @@ run_one() { # name, command...
 for bin in "$@"; do
   name=$(basename "$bin")
   if [ "${VALGRIND:-0}" = 1 ]; then
-    run_one "$name (valgrind)" valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect \
+    VECSTORE_TEST_UNDER_VALGRIND=1 run_one "$name (valgrind)" valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect \
       --error-exitcode=99 --suppressions=tests/valgrind.supp "$bin"
   else
     run_one "$name" "$bin"

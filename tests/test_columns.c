@@ -114,6 +114,16 @@ typedef struct Condition {
   int nBind;
 } Condition;
 
+/* A random query value. Under valgrind, whose x87 emulation has no 80-bit long double, SQLite's own comparison
+** of 2^62 + 1 with the real 2^62 rounds (it compares as long double), so the reference would be wrong for that one
+** value: tests/run.sh says when valgrind runs. */
+static const char *random_query_value(uint64_t *pState) {
+  for (;;) {
+    const char *z = azQ[tu_rand(pState) % NQ];
+    if (strcmp(z, "r:4611686018427387904") != 0 || getenv("VECSTORE_TEST_UNDER_VALGRIND") == 0) return z;
+  }
+}
+
 static void random_condition(uint64_t *pState, Condition *pC, int *piParam) {
   static const char *const azOp[] = {"=", "!=", "<", "<=", ">", ">=", "IS", "IS NOT", "IS NULL", "IS NOT NULL", "IN"};
   const char *zCol = azCol[tu_rand(pState) % 4];
@@ -126,12 +136,12 @@ static void random_condition(uint64_t *pState, Condition *pC, int *piParam) {
     int nUsed = snprintf(pC->zSql, sizeof(pC->zSql), "%s IN (", zCol);
     for (int i = 0; i < n; i++) {
       nUsed += snprintf(pC->zSql + nUsed, sizeof(pC->zSql) - (size_t)nUsed, "%s?%d", i ? ", " : "", (*piParam)++);
-      pC->azBind[pC->nBind++] = azQ[tu_rand(pState) % NQ];
+      pC->azBind[pC->nBind++] = random_query_value(pState);
     }
     snprintf(pC->zSql + nUsed, sizeof(pC->zSql) - (size_t)nUsed, ")");
   } else {
     snprintf(pC->zSql, sizeof(pC->zSql), "%s %s ?%d", zCol, azOp[iOp], (*piParam)++);
-    pC->azBind[pC->nBind++] = azQ[tu_rand(pState) % NQ];
+    pC->azBind[pC->nBind++] = random_query_value(pState);
   }
 }
 
