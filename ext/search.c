@@ -245,6 +245,14 @@ int vs_search_start(VsTable *pTab, const float *aQuery, i64 nFirstBatch, const c
   if (rc == SQLITE_OK) rc = score_pending(p);
   p->nFirstAsked = nFirstBatch > 0 ? nFirstBatch : 16;
   if (rc == SQLITE_OK) rc = fetch_batch(p, p->nFirstAsked);
+  /* IVF with the caller's filter inside: lists probed for the first batch may hold too few matching rows, and
+  ** those few need not be the nearest matches. Before anything is returned, more lists are probed until the batch
+  ** is full (or every list is). */
+  while (rc == SQLITE_OK && p->xFilter && p->nProbe > 0 && p->nProbe < p->nList &&
+         p->nBatchFound < p->nFirstAsked && p->nBatchFound < vs_index_count(pTab->pIdx)) {
+    p->nProbe = p->nProbe * 2 < p->nList ? p->nProbe * 2 : p->nList;
+    rc = fetch_batch(p, p->nFirstAsked);
+  }
   if (rc != SQLITE_OK) {
     vs_search_free(p);
     return rc;
