@@ -1,8 +1,10 @@
 /*
 ** faiss_shim.cpp: the few things Faiss 1.7.3's C API lacks, as extern "C" functions in its naming style:
 ** search with an IDSelector and per-query SearchParameters (efSearch, nprobe, max_codes) that leave the
-** index untouched, the default parameters through ParameterSpace, and the training minimum of an index.
-** Every Faiss exception is caught here and turned into a "vecstore: " message.
+** index untouched, the default parameters through ParameterSpace, the training minimum of an index, the
+** structure check of a read index, and the Faiss part of a snapshot (its largest arrays written and read by
+** vecstore itself, see vs_faiss_snapshot_write). Every Faiss exception is caught here and turned into a
+** "vecstore: " message.
 */
 #include <faiss/AutoTune.h>
 #include <faiss/IndexFlat.h>
@@ -15,6 +17,7 @@
 #include <faiss/invlists/InvertedLists.h>
 #include <faiss/impl/FaissException.h>
 #include <faiss/impl/IDSelector.h>
+#include <faiss/index_io.h>
 #include <faiss/utils/distances.h>
 #include <omp.h>
 
@@ -55,6 +58,8 @@ int vs_faiss_ivf_probe(FaissIndex_H *pIndex, const char *zParams, vs_i64 *pnProb
 void vs_faiss_reserve(FaissIndex_H *pIndex, vs_i64 nMore);
 int vs_faiss_flat_distances(FaissIndex_H *pIndex, const float *aQuery, const vs_i64 *aLabel, vs_i64 n, float *aDist);
 int vs_faiss_check_structure(FaissIndex_H *pIndex, char **pzErr);
+int vs_faiss_snapshot_write(FaissIndex_H *pIndex, FILE *f, char **pzErr);
+int vs_faiss_snapshot_read(FILE *f, vs_i64 nAvail, vs_i64 nLabel, FaissIndex_H **ppIndex, char **pzErr);
 }
 
 namespace {
@@ -500,6 +505,219 @@ int vs_faiss_check_structure(FaissIndex_H *pIndex, char **pzErr) {
     set_error(pzErr, "the index snapshot is damaged: " + problem);
   } catch (const std::exception &e) {
     set_error(pzErr, std::string("the index snapshot is damaged: ") + e.what());
+  }
+  return SQLITE_CORRUPT;
+}
+
+/*
+** The Faiss part of a snapshot. Faiss's reader sizes every array exactly, so an index it has read is full: the
+** first add after a load would reallocate and copy the whole of its largest arrays, and growing them at load
+** (a reserve) copies them while the read ones are alive, doubling the peak memory of an open. The largest arrays
+** (the codes of a flat index, or of an HNSW index's storage, and the HNSW graph's per-node arrays) are therefore
+** written by vecstore itself, ahead of Faiss's write_index of the index with those arrays emptied, and read
+** straight into vectors that already have room to grow. Layout:
+**
+**   uint32 flags              bit 0: the HNSW graph's levels, offsets and neighbors follow; bit 1: the flat codes
+**   [levels]  uint64 n, n int32          (bit 0)
+**   [offsets] uint64 n, n uint64         (bit 0)
+**   [neighbors] uint64 n, n int32        (bit 0)
+**   [codes]   uint64 n, n bytes          (bit 1)
+**   Faiss's write_index of the index, those arrays empty and the flat index's ntotal 0
+**
+** The flags are those of the index's type (behind any IndexPreTransform): a mismatch is a damaged snapshot.
+*/
+namespace {
+
+enum { kGraph = 1, kCodes = 2 };
+
+/* The arrays of an index that the snapshot stores itself. */
+struct Parts {
+  faiss::IndexHNSW *hnsw = nullptr;
+  faiss::IndexFlatCodes *flat = nullptr; /* the index itself, or the HNSW index's storage */
+  uint32_t flags() const { return (hnsw ? kGraph : 0) | (flat ? kCodes : 0); }
+};
+
+Parts parts_of(faiss::Index *index) {
+  Parts p;
+  while (auto pt = dynamic_cast<faiss::IndexPreTransform *>(index)) index = pt->index;
+  if (auto hnsw = dynamic_cast<faiss::IndexHNSW *>(index)) {
+    p.hnsw = hnsw;
+    index = hnsw->storage;
+  }
+  p.flat = dynamic_cast<faiss::IndexFlatCodes *>(index);
+  return p;
+}
+
+/* Empties the parts' arrays (and the flat index's ntotal) for the lifetime of the object, so that Faiss writes
+** the index without them; the destructor puts them back whatever happened in between. */
+struct Detached {
+  Parts p;
+  std::vector<int> levels;
+  std::vector<size_t> offsets;
+  std::vector<faiss::HNSW::storage_idx_t> neighbors;
+  std::vector<uint8_t> codes;
+  faiss::Index::idx_t ntotal = 0;
+  explicit Detached(const Parts &parts) : p(parts) {
+    if (p.hnsw) {
+      levels.swap(p.hnsw->hnsw.levels);
+      offsets.swap(p.hnsw->hnsw.offsets);
+      neighbors.swap(p.hnsw->hnsw.neighbors);
+    }
+    if (p.flat) {
+      codes.swap(p.flat->codes);
+      ntotal = p.flat->ntotal;
+      p.flat->ntotal = 0;
+    }
+  }
+  ~Detached() {
+    if (p.hnsw) {
+      levels.swap(p.hnsw->hnsw.levels);
+      offsets.swap(p.hnsw->hnsw.offsets);
+      neighbors.swap(p.hnsw->hnsw.neighbors);
+    }
+    if (p.flat) {
+      codes.swap(p.flat->codes);
+      p.flat->ntotal = ntotal;
+    }
+  }
+};
+
+template <class T>
+bool write_array(FILE *f, const std::vector<T> &v) {
+  uint64_t n = v.size();
+  return fwrite(&n, sizeof(n), 1, f) == 1 && (n == 0 || fwrite(v.data(), sizeof(T), v.size(), f) == v.size());
+}
+
+/* Reads the section from f, never past the nLeft bytes the snapshot still holds. */
+struct SectionReader {
+  FILE *f;
+  uint64_t nLeft;
+  std::string err;
+  bool read(void *p, size_t n) {
+    if (n > nLeft || fread(p, 1, n, f) != n) {
+      err = "the index snapshot is truncated";
+      return false;
+    }
+    nLeft -= n;
+    return true;
+  }
+};
+
+/* Reads one array into v, with capacity for about nLabel / 8 + 1024 more vectors' worth of elements (at most a
+** quarter more plus 16 MiB): what the first adds after the load need, without a reallocation. The element count
+** is checked against the bytes left before anything is allocated. */
+template <class T>
+bool read_array(SectionReader &r, std::vector<T> &v, vs_i64 nLabel, const char *zWhat) {
+  uint64_t n = 0;
+  if (!r.read(&n, sizeof(n))) return false;
+  if (n > r.nLeft / sizeof(T)) {
+    r.err = "the index snapshot is damaged: its " + std::string(zWhat) + " claim " + std::to_string(n) +
+            " elements, more than it holds";
+    return false;
+  }
+  uint64_t nExtra = 0;
+  if (nLabel > 0) {
+    uint64_t nPer = (n + (uint64_t)nLabel - 1) / (uint64_t)nLabel;
+    uint64_t nCap = n / 4 + (16u << 20) / sizeof(T);
+    nExtra = std::min<uint64_t>(nPer * ((uint64_t)nLabel / 8 + 1024), nCap);
+  }
+  v.reserve((size_t)(n + nExtra));
+  v.resize((size_t)n);
+  return n == 0 || r.read(v.data(), (size_t)n * sizeof(T));
+}
+
+}  // namespace
+
+int vs_faiss_snapshot_write(FaissIndex_H *pIndex, FILE *f, char **pzErr) {
+  faiss::Index *index = reinterpret_cast<faiss::Index *>(pIndex);
+  try {
+    Parts p = parts_of(index);
+    uint32_t flags = p.flags();
+    bool ok = fwrite(&flags, sizeof(flags), 1, f) == 1;
+    if (ok && p.hnsw) {
+      ok = write_array(f, p.hnsw->hnsw.levels) && write_array(f, p.hnsw->hnsw.offsets) &&
+           write_array(f, p.hnsw->hnsw.neighbors);
+    }
+    if (ok && p.flat) ok = write_array(f, p.flat->codes);
+    if (!ok) {
+      set_error(pzErr, "writing the index snapshot failed");
+      return SQLITE_ERROR;
+    }
+    Detached detached(p);
+    faiss::write_index(index, f);
+    return SQLITE_OK;
+  } catch (const faiss::FaissException &e) {
+    set_error(pzErr, "writing the Faiss index failed: " + faiss_message(e));
+  } catch (const std::bad_alloc &) {
+    return SQLITE_NOMEM;
+  } catch (const std::exception &e) {
+    set_error(pzErr, std::string("writing the Faiss index failed: ") + e.what());
+  }
+  return SQLITE_ERROR;
+}
+
+int vs_faiss_snapshot_read(FILE *f, vs_i64 nAvail, vs_i64 nLabel, FaissIndex_H **ppIndex, char **pzErr) {
+  *ppIndex = nullptr;
+  std::unique_ptr<faiss::Index> index;
+  try {
+    SectionReader r{f, nAvail > 0 ? (uint64_t)nAvail : 0, ""};
+    std::vector<int> levels;
+    std::vector<size_t> offsets;
+    std::vector<faiss::HNSW::storage_idx_t> neighbors;
+    std::vector<uint8_t> codes;
+    uint32_t flags = 0;
+    bool ok = r.read(&flags, sizeof(flags));
+    if (ok && (flags & ~(uint32_t)(kGraph | kCodes)) != 0) {
+      r.err = "the index snapshot is damaged: unknown flags " + std::to_string(flags);
+      ok = false;
+    }
+    if (ok && (flags & kGraph)) {
+      ok = read_array(r, levels, nLabel, "HNSW levels") && read_array(r, offsets, nLabel, "HNSW offsets") &&
+           read_array(r, neighbors, nLabel, "HNSW neighbors");
+    }
+    if (ok && (flags & kCodes)) ok = read_array(r, codes, nLabel, "codes");
+    if (!ok) {
+      set_error(pzErr, r.err);
+      return SQLITE_CORRUPT;
+    }
+    try {
+      index.reset(faiss::read_index(f, 0));
+    } catch (const std::exception &e) {
+      const faiss::FaissException *fe = dynamic_cast<const faiss::FaissException *>(&e);
+      set_error(pzErr, "reading the Faiss index from the snapshot failed: " + (fe ? faiss_message(*fe) : e.what()));
+      return SQLITE_CORRUPT;
+    }
+    Parts p = parts_of(index.get());
+    std::string problem;
+    if (p.flags() != flags) {
+      problem = "its stored arrays do not match its index type";
+    } else if (p.hnsw && (!p.hnsw->hnsw.levels.empty() || !p.hnsw->hnsw.offsets.empty() ||
+                          !p.hnsw->hnsw.neighbors.empty())) {
+      problem = "it stores the HNSW graph twice";
+    } else if (p.flat && (p.flat->ntotal != 0 || !p.flat->codes.empty())) {
+      problem = "it stores the codes twice";
+    } else if (p.flat && (p.flat->code_size == 0 ? !codes.empty() : codes.size() % p.flat->code_size != 0)) {
+      problem = "its codes are not a whole number of vectors";
+    }
+    if (!problem.empty()) {
+      set_error(pzErr, "the index snapshot is damaged: " + problem);
+      return SQLITE_CORRUPT;
+    }
+    if (p.hnsw) {
+      p.hnsw->hnsw.levels.swap(levels);
+      p.hnsw->hnsw.offsets.swap(offsets);
+      p.hnsw->hnsw.neighbors.swap(neighbors);
+    }
+    if (p.flat) {
+      p.flat->codes.swap(codes);
+      p.flat->ntotal = p.flat->code_size ? (faiss::Index::idx_t)(p.flat->codes.size() / p.flat->code_size) : 0;
+    }
+    *ppIndex = reinterpret_cast<FaissIndex_H *>(index.release());
+    return SQLITE_OK;
+  } catch (const std::bad_alloc &) {
+    return SQLITE_NOMEM;
+  } catch (const std::exception &e) {
+    set_error(pzErr, std::string("reading the index snapshot failed: ") + e.what());
   }
   return SQLITE_CORRUPT;
 }

@@ -18,7 +18,7 @@
 #include <math.h>
 
 #define VS_SNAPSHOT_MAGIC 0x58495356u /* "VSIX" */
-#define VS_SNAPSHOT_VERSION 1u
+#define VS_SNAPSHOT_VERSION 2u /* 2: the flat codes and HNSW graph arrays in vecstore's own section */
 
 static FaissMetricType faiss_metric(VsMetric eMetric) {
   return eMetric == VS_METRIC_L2 ? METRIC_L2 : METRIC_INNER_PRODUCT;
@@ -387,7 +387,9 @@ int vs_index_exact_distances(VsIndex *p, const float *aQuery, i64 n, const i64 *
   return rc;
 }
 
-/* Snapshot header, followed by nLabel int64 rowids, the description bytes, then the Faiss index. */
+/* Snapshot header, followed by nLabel int64 rowids, the description bytes, then the Faiss part: in version 2,
+** vs_faiss_snapshot_write's section and Faiss's write_index of the rest; in version 1 (still read), Faiss's
+** write_index of the whole index. */
 typedef struct SnapshotHeader {
   uint32_t magic;
   uint32_t version;
@@ -408,19 +410,16 @@ int vs_index_write(VsIndex *p, FILE *f, char **pzErr) {
     vs_error(pzErr, "writing the index snapshot failed");
     return SQLITE_ERROR;
   }
-  if (faiss_write_index(as_faiss(p->pFaiss), f) != 0) {
-    faiss_error(pzErr, "writing the Faiss index failed");
-    return SQLITE_ERROR;
-  }
-  return SQLITE_OK;
+  return vs_faiss_snapshot_write(p->pFaiss, f, pzErr);
 }
 
 int vs_index_read(FILE *f, i64 nByte, int nDim, VsMetric eMetric, VsIndex **ppIdx, char **pzErr) {
   SnapshotHeader h;
   *ppIdx = 0;
-  if (fread(&h, sizeof(h), 1, f) != 1 || h.magic != VS_SNAPSHOT_MAGIC || h.version != VS_SNAPSHOT_VERSION ||
-      h.nDim != nDim || h.eMetric != (int32_t)eMetric || h.nLabel < 0 || h.nTomb < 0 || h.nTomb > h.nLabel ||
-      h.nDesc <= 0 || h.nDesc > 4096 || h.nLabel > (nByte - (i64)sizeof(h)) / (i64)sizeof(i64)) {
+  if (fread(&h, sizeof(h), 1, f) != 1 || h.magic != VS_SNAPSHOT_MAGIC ||
+      (h.version != VS_SNAPSHOT_VERSION && h.version != 1) || h.nDim != nDim || h.eMetric != (int32_t)eMetric ||
+      h.nLabel < 0 || h.nTomb < 0 || h.nTomb > h.nLabel || h.nDesc <= 0 || h.nDesc > 4096 ||
+      h.nLabel > (nByte - (i64)sizeof(h) - h.nDesc) / (i64)sizeof(i64)) {
     vs_error(pzErr, "the index snapshot header does not match the table (expected dim=%d metric=%s)", nDim,
              vs_metric_name(eMetric));
     return SQLITE_CORRUPT;
@@ -446,10 +445,16 @@ int vs_index_read(FILE *f, i64 nByte, int nDim, VsMetric eMetric, VsIndex **ppId
   if (rc == SQLITE_OK) {
     p->zDesc[h.nDesc] = 0;
     FaissIndex *pFaiss = 0;
-    if (faiss_read_index(f, 0, &pFaiss) != 0 || pFaiss == 0) {
-      faiss_error(pzErr, "reading the Faiss index from the snapshot failed");
-      rc = SQLITE_CORRUPT;
+    if (h.version == 1) {
+      if (faiss_read_index(f, 0, &pFaiss) != 0 || pFaiss == 0) {
+        faiss_error(pzErr, "reading the Faiss index from the snapshot failed");
+        rc = SQLITE_CORRUPT;
+      }
     } else {
+      i64 nAvail = nByte - (i64)sizeof(h) - h.nLabel * (i64)sizeof(i64) - h.nDesc;
+      rc = vs_faiss_snapshot_read(f, nAvail, h.nLabel, &pFaiss, pzErr);
+    }
+    if (rc == SQLITE_OK) {
       p->pFaiss = (VsFaissIndex *)pFaiss;
       p->bExact = faiss_IndexFlat_cast(pFaiss) != 0;
       if (faiss_Index_d(pFaiss) != nDim || faiss_Index_ntotal(pFaiss) != h.nLabel) {
@@ -490,7 +495,8 @@ int vs_index_read(FILE *f, i64 nByte, int nDim, VsMetric eMetric, VsIndex **ppId
     vs_index_free(p);
     return rc;
   }
-  vs_faiss_reserve(p->pFaiss, p->nLabel / 8 + 1024); /* a loaded index is exactly full: leave room to grow */
+  /* Faiss's reader sizes a version 1 snapshot's arrays exactly: leave room to grow (this copies them once). */
+  if (h.version == 1) vs_faiss_reserve(p->pFaiss, p->nLabel / 8 + 1024);
   *ppIdx = p;
   return SQLITE_OK;
 }

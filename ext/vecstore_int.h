@@ -154,8 +154,16 @@ void vs_faiss_threads(int nThread);
 /* For an IVF index (possibly behind a transform): 1, with the nprobe this query would use and nlist. */
 int vs_faiss_ivf_probe(VsFaissIndex *pIndex, const char *zParams, i64 *pnProbe, i64 *pnList);
 /* Makes room for nMore vectors in a flat or HNSW index's arrays, so the first add after a load does not copy
-** the whole index into a reallocation. */
+** the whole index into a reallocation (only for version 1 snapshots, read by Faiss alone: it copies once). */
 void vs_faiss_reserve(VsFaissIndex *pIndex, i64 nMore);
+/* Writes the Faiss part of a snapshot: the index's largest arrays (a flat index's codes, an HNSW index's graph
+** and its storage's codes) in vecstore's own section, then Faiss's write_index of the rest. SQLITE_OK, or an
+** error with *pzErr. */
+int vs_faiss_snapshot_write(VsFaissIndex *pIndex, FILE *f, char **pzErr);
+/* Reads what vs_faiss_snapshot_write wrote, never past the nAvail bytes left in the snapshot, into arrays with
+** room for about nLabel / 8 + 1024 more vectors. SQLITE_OK with *ppIndex (structure not yet checked), or
+** SQLITE_CORRUPT (or SQLITE_NOMEM) with *pzErr. */
+int vs_faiss_snapshot_read(FILE *f, i64 nAvail, i64 nLabel, VsFaissIndex **ppIndex, char **pzErr);
 /* Raw distances from aQuery to the labels' own full-precision vectors: 1, or 0 when the index (quantized, IVF,
 ** transformed) keeps none. */
 int vs_faiss_flat_distances(VsFaissIndex *pIndex, const float *aQuery, const i64 *aLabel, i64 n, float *aDist);

@@ -1011,52 +1011,84 @@ static void child_load_base(void) {
 }
 
 
-/* Offsets of the fields of a serialised IndexHNSWFlat inside a vecstore snapshot (index.c header, label map,
-** description, then Faiss's write_index: fourcc, index header, HNSW vectors and scalars). */
+/* Offsets of the fields of a serialised IndexHNSWFlat inside a vecstore snapshot of version 2: index.c's header,
+** label map and description; faiss_shim.cpp's section (flags, then levels, offsets, neighbors and the storage's
+** codes, each a uint64 count and its elements); then Faiss's write_index of the rest: fourcc, index header, the
+** HNSW vectors (the three stored above empty) and scalars. */
 typedef struct HnswLayout {
   size_t iCum, nCum;          /* cum_nneighbor_per_level: int32 */
   size_t iLevels, nLevels;    /* levels: int32 */
   size_t iOffsets, nOffsets;  /* offsets: size_t */
   size_t iNeighbors, nNeighbors; /* neighbors: int32 */
+  size_t iCodes, nCodes;      /* the storage's codes: bytes */
+  size_t iFlags;              /* the section's flags: uint32 */
+  size_t aCount[4];           /* offsets of the section's four counts: levels, offsets, neighbors, codes */
   size_t iEntry, iMaxLevel;   /* int32 */
 } HnswLayout;
+
+/* Reads a uint64 count at a[*pi] and steps over it and its n elements of nSize bytes; 0 past the end. */
+static int layout_array(const unsigned char *a, size_t n, size_t *pi, size_t nSize, size_t *piStart,
+                        size_t *pnCount) {
+  uint64_t c;
+  if (*pi + 8 > n) return 0;
+  memcpy(&c, a + *pi, 8);
+  if (c > (n - *pi - 8) / nSize) return 0;
+  *piStart = *pi + 8;
+  *pnCount = (size_t)c;
+  *pi += 8 + (size_t)c * nSize;
+  return 1;
+}
 
 static int hnsw_layout(const unsigned char *a, size_t n, HnswLayout *p) {
   int32_t nDesc;
   int64_t nLabel;
+  uint32_t version, flags;
+  memcpy(&version, a + 4, 4);
   memcpy(&nDesc, a + 20, 4);
   memcpy(&nLabel, a + 24, 8);
   size_t i = 40 + (size_t)nLabel * 8 + (size_t)nDesc;
+  if (version != 2 || i + 4 > n) return 0;
+  p->iFlags = i;
+  memcpy(&flags, a + i, 4);
+  if (flags != 3) return 0; /* the HNSW graph and the flat codes */
+  i += 4;
+  size_t aSect[] = {4, 8, 4, 1}; /* levels, offsets, neighbors, codes */
+  size_t aStart[5], aCount[5];
+  for (int k = 0; k < 4; k++) {
+    p->aCount[k] = i;
+    if (!layout_array(a, n, &i, aSect[k], &aStart[k], &aCount[k])) return 0;
+  }
+  p->iLevels = aStart[0], p->nLevels = aCount[0];
+  p->iOffsets = aStart[1], p->nOffsets = aCount[1];
+  p->iNeighbors = aStart[2], p->nNeighbors = aCount[2];
+  p->iCodes = aStart[3], p->nCodes = aCount[3];
   if (i + 4 > n || memcmp(a + i, "IHNf", 4) != 0) return 0;
   i += 4 + 4 + 8 + 8 + 8 + 1; /* fourcc, d, ntotal, two dummies, is_trained */
   int32_t metric;
+  if (i + 4 > n) return 0;
   memcpy(&metric, a + i, 4);
   i += 4 + (metric > 1 ? 4 : 0);
-  size_t aSize[] = {8, 4, 4, 8, 4}; /* assign_probas, cum, levels, offsets, neighbors */
-  size_t aStart[5], aCount[5];
+  size_t aSize[] = {8, 4, 4, 8, 4}; /* assign_probas, cum, levels, offsets, neighbors (the last three empty) */
   for (int k = 0; k < 5; k++) {
-    uint64_t c;
-    memcpy(&c, a + i, 8);
-    aStart[k] = i + 8;
-    aCount[k] = (size_t)c;
-    i += 8 + (size_t)c * aSize[k];
-    if (i > n) return 0;
+    if (!layout_array(a, n, &i, aSize[k], &aStart[k], &aCount[k])) return 0;
+    if (k >= 2 && aCount[k] != 0) return 0;
   }
   p->iCum = aStart[1], p->nCum = aCount[1];
-  p->iLevels = aStart[2], p->nLevels = aCount[2];
-  p->iOffsets = aStart[3], p->nOffsets = aCount[3];
-  p->iNeighbors = aStart[4], p->nNeighbors = aCount[4];
   p->iEntry = i;
   p->iMaxLevel = i + 4;
-  return 1;
+  return i + 8 <= n;
 }
 
 static void put32(unsigned char *a, size_t i, int32_t v) { memcpy(a + i, &v, 4); }
+static void put64(unsigned char *a, size_t i, int64_t v) { memcpy(a + i, &v, 8); }
 
 /* Child job: HNSW snapshots whose graph was edited and whose checksum, size and chunk count were recomputed, as a
 ** stranger's file can do: a search and integrity-check must not crash or hang, and fail cleanly if they fail. */
 static const char *const azForgedEdit[] = {"entry point 10^9", "entry point -7", "max level 10^6",
-                                            "neighbors 10^9", "neighbor counts per level 2^30", "levels 1000"};
+                                            "neighbors 10^9", "neighbor counts per level 2^30", "levels 1000",
+                                            "section flags 1 (graph only)", "section flags 7 (unknown bit)",
+                                            "section: levels count 2^40", "section: codes count 2^40",
+                                            "section: offsets 2^40", "section: codes count 3 (not whole vectors)"};
 #define N_FORGED_EDIT ((int)(sizeof(azForgedEdit) / sizeof(azForgedEdit[0])))
 
 static int child_forged(int iEdit) {
@@ -1088,8 +1120,18 @@ static int child_forged(int iEdit) {
       case 4:
         for (size_t k = 1; k < L.nCum; k++) put32(a, L.iCum + 4 * k, 1 << 30);
         break;
-      default:
+      case 5:
         for (size_t k = 0; k < L.nLevels; k++) put32(a, L.iLevels + 4 * k, 1000);
+        break;
+      case 6: put32(a, L.iFlags, 1); break;
+      case 7: put32(a, L.iFlags, 7); break;
+      case 8: put64(a, L.aCount[0], (int64_t)1 << 40); break;
+      case 9: put64(a, L.aCount[3], (int64_t)1 << 40); break;
+      case 10:
+        for (size_t k = 1; k < L.nOffsets; k++) put64(a, L.iOffsets + 8 * k, (int64_t)1 << 40);
+        break;
+      default: /* 3 codes, then the rest of the codes read as Faiss's part */
+        put64(a, L.aCount[3], 3);
         break;
     }
     pStmt = tu_prepare(plain, "UPDATE h_snapshot SET data = ?1 WHERE chunk = 0");

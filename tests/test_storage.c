@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1599,9 +1600,32 @@ static void write_consistent_snapshot(sqlite3 *db, const unsigned char *a, int n
         (long long)tu_chunk_checksum(0, a, (size_t)n));
 }
 
+/* Where the section of a version 2 snapshot that holds the flat codes starts (index.c's header, the label map and
+** the description come before it), and the codes' byte count; asserts the layout of a Flat table's snapshot:
+** flags 2 (codes only), then a uint64 count and the codes, then Faiss's part. */
+static size_t codes_section(const unsigned char *a, size_t n, size_t *pnCodes) {
+  uint32_t version, flags;
+  int32_t nDesc;
+  int64_t nLabel;
+  uint64_t nCodes;
+  memcpy(&version, a + 4, 4);
+  memcpy(&nDesc, a + 20, 4);
+  memcpy(&nLabel, a + 24, 8);
+  size_t i = 40 + (size_t)nLabel * 8 + (size_t)nDesc;
+  assert_int_equal(version, 2);
+  assert_true(i + 12 <= n);
+  memcpy(&flags, a + i, 4);
+  memcpy(&nCodes, a + i + 4, 8);
+  assert_int_equal(flags, 2);
+  assert_true(i + 12 + nCodes <= n);
+  *pnCodes = (size_t)nCodes;
+  return i;
+}
+
 /* A hand-edited snapshot whose checksum, size and chunk count were recomputed, so that the bytes reach the
 ** Faiss reader: for each case in aCase, searches are exact or fail cleanly (never a crash), integrity-check
-** reports the unusable snapshot, and 'rebuild' repairs the table. */
+** reports the unusable snapshot (naming what is wrong, for the edits of the codes section), and 'rebuild'
+** repairs the table. */
 static void hand_edited(const int *aCase, int nCase) {
   char *zPath = tu_path("edited.db");
   Mirror *m = mirror_new(2000, DIM);
@@ -1623,13 +1647,20 @@ static void hand_edited(const int *aCase, int nCase) {
   close_db(db);
 
   /* every case runs; the failures are reported together at the end */
-  char zFail[2048] = "";
+  char zFail[8192] = "";
   int nFail = 0;
-  unsigned char *a = malloc((size_t)nByte);
+  size_t nCodes = 0;
+  const size_t iSect = codes_section(aOrig, (size_t)nByte, &nCodes);
+  const size_t iCodes = iSect + 12, iFaiss = iCodes + nCodes; /* the codes; Faiss's part (IndexFlat, ntotal 0) */
+  assert_int_equal(nCodes, 300 * DIM * 4);
+  assert_true(memcmp(aOrig + iFaiss, "IxF2", 4) == 0);
+  unsigned char *a = malloc(2 * (size_t)nByte);
   for (int iCase = 0; iCase < nCase; iCase++) {
     int n = (int)nByte;
     memcpy(a, aOrig, (size_t)nByte);
-    const char *zCase = "";
+    const char *zCase = "", *zExpect = "snapshot";
+    uint64_t v64;
+    uint32_t v32;
     switch (aCase[iCase]) {
       case 0: zCase = "truncated to half"; n = (int)nByte / 2; break;
       case 1: zCase = "truncated after the header"; n = 40; break;
@@ -1641,6 +1672,56 @@ static void hand_edited(const int *aCase, int nCase) {
         break;
       }
       case 4: zCase = "two labels mapped to one rowid"; memcpy(a + 40 + 8, a + 40, 8); break;
+      /* the codes section of version 2 */
+      case 5:
+        zCase = "codes count 2^40", zExpect = "codes claim 1099511627776 elements, more than it holds";
+        v64 = (uint64_t)1 << 40;
+        memcpy(a + iSect + 4, &v64, 8);
+        break;
+      case 6: /* the count and the bytes agree, but are not whole vectors */
+        zCase = "codes a float short", zExpect = "not a whole number of vectors";
+        v64 = nCodes - 4;
+        memcpy(a + iSect + 4, &v64, 8);
+        memmove(a + iFaiss - 4, aOrig + iFaiss, (size_t)nByte - iFaiss);
+        n -= 4;
+        break;
+      case 7:
+        zCase = "codes a vector short", zExpect = "holds 299 vectors of dim 16, expected 300";
+        v64 = nCodes - DIM * 4;
+        memcpy(a + iSect + 4, &v64, 8);
+        memmove(a + iFaiss - DIM * 4, aOrig + iFaiss, (size_t)nByte - iFaiss);
+        n -= DIM * 4;
+        break;
+      case 8: /* Faiss's reader starts at the codes count */
+        zCase = "flags 0", zExpect = "reading the Faiss index from the snapshot failed";
+        v32 = 0;
+        memcpy(a + iSect, &v32, 4);
+        break;
+      case 9: /* no section at all, and Faiss's part intact: a Flat index read without its codes */
+        zCase = "flags 0 and no codes", zExpect = "stored arrays do not match its index type";
+        v32 = 0;
+        memcpy(a + iSect, &v32, 4);
+        memmove(a + iSect + 4, aOrig + iFaiss, (size_t)nByte - iFaiss);
+        n -= (int)(iFaiss - iSect - 4);
+        break;
+      case 10: /* the codes count is read as the HNSW levels count */
+        zCase = "flags 3 on a Flat index", zExpect = "HNSW levels claim";
+        v32 = 3;
+        memcpy(a + iSect, &v32, 4);
+        break;
+      case 11: zCase = "flags 6", zExpect = "unknown flags 6"; v32 = 6; memcpy(a + iSect, &v32, 4); break;
+      case 12: zCase = "truncated in the codes", zExpect = "more than it holds"; n = (int)(iCodes + nCodes / 2); break;
+      case 13: { /* Faiss's part holds the 300 vectors too (ntotal at offset 8 of it, codes count at its end) */
+        zCase = "codes also in Faiss's part", zExpect = "stores the codes twice";
+        size_t nFaiss = (size_t)nByte - iFaiss;
+        int64_t nTotal = 300;
+        memcpy(a + iFaiss + 8, &nTotal, 8);
+        v64 = nCodes / 4; /* Faiss counts floats */
+        memcpy(a + iFaiss + nFaiss - 8, &v64, 8);
+        memcpy(a + nByte, aOrig + iCodes, nCodes);
+        n += (int)nCodes;
+        break;
+      }
     }
     db = tu_open(zPath);
     write_consistent_snapshot(db, a, n);
@@ -1651,11 +1732,13 @@ static void hand_edited(const int *aCase, int nCase) {
     expect_correct_or_error(db, m, aQ, zWhat);
     char *zErr = 0;
     int rc = sqlite3_exec(db, "INSERT INTO t(t) VALUES ('integrity-check')", 0, 0, &zErr);
-    if (rc == SQLITE_OK || zErr == 0 || strncmp(zErr, "vecstore: ", 10) != 0 || strstr(zErr, "snapshot") == 0) {
+    if (rc == SQLITE_OK || zErr == 0 || strncmp(zErr, "vecstore: ", 10) != 0 || strstr(zErr, "snapshot") == 0 ||
+        strstr(zErr, zExpect) == 0) {
       nFail++;
       size_t k = strlen(zFail);
-      snprintf(zFail + k, sizeof(zFail) - k, "\n  %s: integrity-check %s%s", zWhat,
-               rc == SQLITE_OK ? "passed" : "error does not name the snapshot: ", rc == SQLITE_OK ? "" : zErr);
+      snprintf(zFail + k, sizeof(zFail) - k, "\n  %s: integrity-check %s'%s'%s%s", zWhat,
+               rc == SQLITE_OK ? "passed" : "error does not name the snapshot and ", zExpect,
+               rc == SQLITE_OK ? "" : ": ", rc == SQLITE_OK ? "" : zErr);
     }
     sqlite3_free(zErr);
     zErr = 0;
@@ -1689,12 +1772,380 @@ static void test_hand_edited_snapshot(void **state) {
   hand_edited(aCase, 4);
 }
 
+/* The codes section of a version 2 snapshot (the flat codes, read by vecstore rather than by Faiss) edited by
+** hand: counts claiming more than the snapshot holds, codes that are not whole vectors or one vector short,
+** flags that do not match the index type, truncation inside the codes, the codes stored twice. */
+static void test_hand_edited_codes_section(void **state) {
+  (void)state;
+  static const int aCase[] = {5, 6, 7, 8, 9, 10, 11, 12, 13};
+  hand_edited(aCase, (int)(sizeof(aCase) / sizeof(aCase[0])));
+}
+
 /* A header that claims 2^40 rows: the allocation fails; that must read as a damaged snapshot, not block the
 ** repair. */
 static void test_hand_edited_snapshot_count(void **state) {
   (void)state;
   static const int aCase[] = {3};
   hand_edited(aCase, 1);
+}
+
+/**************************************************************************************************
+** Snapshot format version 2: the largest Faiss arrays (a flat index's codes, an HNSW graph's per-node arrays and
+** its storage's codes) are written by vecstore in its own section ahead of Faiss's part and read back into arrays
+** with room to grow, so that neither the open nor the first commit after it copies them.
+*/
+
+/* The whole snapshot of zTab (all chunks, in order), malloc'd; its size in *pn. */
+static unsigned char *snapshot_bytes(sqlite3 *db, const char *zTab, size_t *pn) {
+  size_t n = (size_t)qint(db, "SELECT sum(length(data)) FROM \"%w_snapshot\"", zTab);
+  unsigned char *a = malloc(n + 1);
+  char *zSql = sqlite3_mprintf("SELECT data FROM \"%w_snapshot\" ORDER BY chunk", zTab);
+  sqlite3_stmt *pStmt = tu_prepare(db, zSql);
+  sqlite3_free(zSql);
+  size_t i = 0;
+  while (sqlite3_step(pStmt) == SQLITE_ROW) {
+    size_t k = (size_t)sqlite3_column_bytes(pStmt, 0);
+    assert_true(i + k <= n);
+    memcpy(a + i, sqlite3_column_blob(pStmt, 0), k);
+    i += k;
+  }
+  sqlite3_finalize(pStmt);
+  assert_int_equal(i, n);
+  *pn = n;
+  return a;
+}
+
+/* The version of zTab's snapshot, and in *pFlags the flags of its section (version 2). */
+static uint32_t snapshot_version(sqlite3 *db, const char *zTab, uint32_t *pFlags) {
+  size_t n;
+  unsigned char *a = snapshot_bytes(db, zTab, &n);
+  uint32_t version = 0;
+  int32_t nDesc;
+  int64_t nLabel;
+  assert_true(n >= 40);
+  memcpy(&version, a + 4, 4);
+  memcpy(&nDesc, a + 20, 4);
+  memcpy(&nLabel, a + 24, 8);
+  size_t i = 40 + (size_t)nLabel * 8 + (size_t)nDesc;
+  *pFlags = 0xffffffffu;
+  if (version == 2 && i + 4 <= n) memcpy(pFlags, a + i, 4);
+  free(a);
+  return version;
+}
+
+/* The first hit of a k=1 search for q is iRowid (at distance 0 when bZero). */
+static void expect_first(sqlite3 *db, const char *zTab, const float *q, int nDim, i64 iRowid, int bZero,
+                         const char *zWhat) {
+  Hit h[1];
+  int n = sql_knn(db, zTab, q, nDim, 1, 0, h);
+  if (n != 1 || h[0].iRowid != iRowid || (bZero && h[0].rDist > 1e-6)) {
+    fail_msg("%s: the search for rowid %lld's vector returned %s%lld at distance %g", zWhat, iRowid,
+             n == 1 ? "rowid " : "no row ", n == 1 ? h[0].iRowid : 0LL, n == 1 ? h[0].rDist : 0.0);
+  }
+}
+
+typedef struct FormatCase {
+  const char *zOptions;
+  uint32_t flags; /* of the section: 1 the HNSW graph, 2 the flat codes */
+  int bExact;     /* searches equal a brute force (else: equal across a reopen, own vectors found first) */
+} FormatCase;
+
+/* One index type through the snapshot: a bulk commit (trained, snapshot of version 2 with the expected
+** section), reopened; one-row commits (the log) on the reopened table, reopened; a bulk commit there (a new
+** snapshot), reopened. Exact types equal a brute force throughout; the others give the same results after every
+** reopen and find each new row's own vector first. */
+static void format_round_trip(const FormatCase *pC) {
+  char *zPath = tu_path("format.db");
+  tu_remove_db(zPath);
+  Mirror *m = mirror_new(2400, DIM);
+  float aQ[NQ * DIM];
+  make_queries(123, aQ, NQ, DIM);
+  uint64_t seed = 4321;
+  Results r;
+  char zWhat[200];
+  uint32_t flags;
+
+  sqlite3 *db = tu_open(zPath);
+  qexec(db, "CREATE VIRTUAL TABLE t USING vecstore(%s)", pC->zOptions);
+  tu_exec(db, "BEGIN");
+  insert_rows(db, "t", m, 1, 1200, &seed);
+  tu_exec(db, "COMMIT");
+  assert_int_equal(cfg_int(db, "t", "snapshot_gen"), 1);
+  assert_int_equal(qint(db, "SELECT count(*) FROM t_log"), 0);
+  if (snapshot_version(db, "t", &flags) != 2 || flags != pC->flags) {
+    fail_msg("%s: snapshot version %u, section flags %u; expected version 2, flags %u", pC->zOptions,
+             snapshot_version(db, "t", &flags), flags, pC->flags);
+  }
+  capture(db, "t", aQ, DIM, 0, &r);
+  close_db(db);
+
+  for (int iStep = 0; iStep < 3; iStep++) {
+    db = tu_open(zPath);
+    snprintf(zWhat, sizeof(zWhat), "%s, reopened after step %d", pC->zOptions, iStep);
+    expect_same(db, "t", aQ, DIM, 0, &r, zWhat);
+    if (pC->bExact) expect_all(db, "t", m, aQ, NQ, zWhat);
+    integrity_ok(db, "main", "t");
+    if (iStep == 0) {
+      /* one-row commits on the table as loaded: three inserts, a delete, an update */
+      i64 iGen = cfg_int(db, "t", "snapshot_gen");
+      insert_rows(db, "t", m, 1201, 1203, &seed);
+      delete_row(db, "t", m, 7);
+      float a[DIM];
+      rand_vec(&seed, a, DIM);
+      update_vec(db, "t", m, 8, a);
+      assert_int_equal(cfg_int(db, "t", "snapshot_gen"), iGen);
+      assert_int_equal(qint(db, "SELECT count(*) FROM t_log"), 5);
+    } else if (iStep == 1) {
+      /* a bulk commit: a new snapshot, written from the index as loaded and grown */
+      tu_exec(db, "BEGIN");
+      insert_rows(db, "t", m, 1204, 2300, &seed);
+      tu_exec(db, "COMMIT");
+      assert_int_equal(qint(db, "SELECT count(*) FROM t_log"), 0);
+      if (snapshot_version(db, "t", &flags) != 2 || flags != pC->flags) {
+        fail_msg("%s: the second snapshot has section flags %u", pC->zOptions, flags);
+      }
+    }
+    snprintf(zWhat, sizeof(zWhat), "%s, after the writes of step %d", pC->zOptions, iStep);
+    if (pC->bExact) expect_all(db, "t", m, aQ, NQ, zWhat);
+    for (i64 iRow = iStep == 0 ? 1201 : 2298; iStep < 2 && iRow <= (iStep == 0 ? 1203 : 2300); iRow++) {
+      expect_first(db, "t", mvec(m, iRow), DIM, iRow, pC->bExact, zWhat);
+    }
+    if (iStep < 2) expect_first(db, "t", mvec(m, 8), DIM, 8, pC->bExact, zWhat);
+    capture(db, "t", aQ, DIM, 0, &r);
+    close_db(db);
+  }
+  mirror_free(m);
+  tu_remove_db(zPath);
+  sqlite3_free(zPath);
+}
+
+static void test_snapshot_format_round_trip(void **state) {
+  (void)state;
+  static const FormatCase aCase[] = {
+      {"dim=16", 2, 1},
+      {"dim=16, index='HNSW16', search_params='efSearch=256'", 3, 1},
+      {"dim=16, index='SQ8'", 2, 0},
+      {"dim=16, index='HNSW16_SQ8', search_params='efSearch=256'", 3, 0},
+      {"dim=16, index='PCA8,HNSW16', search_params='efSearch=256'", 3, 0},
+      {"dim=16, index='IVF8,Flat'", 0, 0},
+  };
+  for (size_t i = 0; i < sizeof(aCase) / sizeof(aCase[0]); i++) format_round_trip(&aCase[i]);
+}
+
+/* A snapshot of version 1 (Faiss's write_index of the whole index after the label map and description) is still
+** read, not rebuilt: made here from a version 2 one with one vector changed in it, which the searches must see;
+** the next snapshot written is of version 2. */
+static void test_snapshot_version1_read(void **state) {
+  (void)state;
+  char *zPath = tu_path("version1.db");
+  Mirror *m = mirror_new(3100, DIM);
+  float aQ[NQ * DIM];
+  make_queries(17, aQ, NQ, DIM);
+  uint64_t seed = 1717;
+  sqlite3 *db = corrupt_setup(zPath, m, &seed); /* 300 rows in the snapshot, 12 changes in the log */
+  size_t n, nCodes;
+  unsigned char *a = snapshot_bytes(db, "t", &n);
+  size_t iSect = codes_section(a, n, &nCodes);
+  size_t iCodes = iSect + 12, iFaiss = iCodes + nCodes, nFaiss = n - iFaiss;
+  assert_true(nFaiss == 45 && memcmp(a + iFaiss, "IxF2", 4) == 0); /* fourcc, header, an empty codes vector */
+  /* rowid 100's vector, in the snapshot only */
+  int64_t nLabel;
+  memcpy(&nLabel, a + 24, 8);
+  int64_t iLabel = -1;
+  for (int64_t i = 0; i < nLabel; i++) {
+    int64_t r;
+    memcpy(&r, a + 40 + 8 * i, 8);
+    if (r == 100) iLabel = i;
+  }
+  assert_true(iLabel >= 0);
+  float aX[DIM];
+  for (int i = 0; i < DIM; i++) aX[i] = 0.9f - 0.1f * (float)i;
+  memcpy(a + iCodes + (size_t)iLabel * DIM * 4, aX, sizeof(aX));
+  /* version 1: header, label map, description, then the IndexFlat with ntotal 300 and its codes inline */
+  unsigned char *b = malloc(n);
+  uint32_t v1 = 1;
+  memcpy(b, a, iSect);
+  memcpy(b + 4, &v1, 4);
+  memcpy(b + iSect, a + iFaiss, nFaiss - 8);
+  memcpy(b + iSect + 8, &nLabel, 8); /* the Faiss header's ntotal */
+  uint64_t nFloat = nCodes / 4;
+  memcpy(b + iSect + nFaiss - 8, &nFloat, 8);
+  memcpy(b + iSect + nFaiss, a + iCodes, nCodes);
+  size_t nV1 = iSect + nFaiss + nCodes;
+  assert_true(nV1 == n - 12); /* without the flags and the codes count */
+  write_consistent_snapshot(db, b, (int)nV1);
+  close_db(db);
+  free(a);
+  free(b);
+
+  db = tu_open(zPath);
+  uint32_t flags;
+  assert_int_equal(snapshot_version(db, "t", &flags), 1);
+  expect_first(db, "t", aX, DIM, 100, 1, "version 1 snapshot read (its vector for rowid 100)");
+  /* one-row commits on it, then a bulk commit past the log's limit: a snapshot of version 2 written from the
+  ** index as read ('optimize' would rebuild it from the stored vectors) */
+  insert_rows(db, "t", m, 1001, 1003, &seed);
+  expect_first(db, "t", mvec(m, 1002), DIM, 1002, 1, "insert after reading a version 1 snapshot");
+  i64 iGen = cfg_int(db, "t", "snapshot_gen");
+  tu_exec(db, "BEGIN");
+  insert_rows(db, "t", m, 2001, 3100, &seed);
+  tu_exec(db, "COMMIT");
+  assert_int_equal(cfg_int(db, "t", "snapshot_gen"), iGen + 1);
+  assert_int_equal(snapshot_version(db, "t", &flags), 2);
+  assert_int_equal(flags, 2);
+  close_db(db);
+  db = tu_open(zPath);
+  expect_first(db, "t", aX, DIM, 100, 1, "version 2 snapshot written after reading a version 1 one");
+  expect_first(db, "t", mvec(m, 1003), DIM, 1003, 1, "version 2 snapshot written after reading a version 1 one");
+  /* the stored vectors are the truth: 'rebuild' brings rowid 100's back */
+  command(db, "t", "rebuild");
+  expect_all(db, "t", m, aQ, NQ, "rebuilt after the version 1 snapshot");
+  integrity_ok(db, "main", "t");
+  close_db(db);
+  mirror_free(m);
+  tu_remove_db(zPath);
+  sqlite3_free(zPath);
+}
+
+/* Opening a large Flat table and committing one row into it, in a fresh process whose address space is limited
+** to what it maps after a warm-up plus 1.25 times the table's codes and 48 MiB: reading the codes again into a
+** larger array at the open, or growing the exactly-sized array Faiss's reader makes at the first commit, needs
+** twice the codes at once and fails there. */
+#define GROWTH_ENV "VECSTORE_TEST_STORAGE_GROWTH_CHILD"
+#define GROWTH_DIM 1024
+#define GROWTH_ROWS 16384 /* 64 MiB of codes */
+
+static float *growth_vec(int iRow, float *a) {
+  uint64_t seed = 0x5eed0000u + (uint64_t)iRow;
+  rand_vec(&seed, a, GROWTH_DIM);
+  return a;
+}
+
+static int growth_fail(const char *zWhat, sqlite3 *db) {
+  fprintf(stderr, "growth child: %s: %s\n", zWhat, db ? sqlite3_errmsg(db) : "");
+  return 1;
+}
+
+static int growth_child(const char *zPath) {
+  static float a[GROWTH_DIM];
+  /* warm-up: the extension, Faiss and SQLite initialised, a search and a commit run */
+  sqlite3 *pWarm = tu_open(":memory:");
+  qexec(pWarm, "CREATE VIRTUAL TABLE w USING vecstore(dim=%d)", GROWTH_DIM);
+  sqlite3_stmt *pIns = prepare_fmt(pWarm, "INSERT INTO %s(rowid, embedding) VALUES (?1, ?2)", "w");
+  for (int i = 1; i <= 3; i++) {
+    sqlite3_bind_int(pIns, 1, i);
+    sqlite3_bind_blob(pIns, 2, growth_vec(i, a), sizeof(a), SQLITE_STATIC);
+    if (sqlite3_step(pIns) != SQLITE_DONE) return growth_fail("warm-up insert", pWarm);
+    sqlite3_reset(pIns);
+  }
+  sqlite3_finalize(pIns);
+  Hit h[2];
+  char *zErr = 0;
+  if (sql_knn_try(pWarm, "w", growth_vec(2, a), GROWTH_DIM, 1, 0, h, &zErr) != 1 || h[0].iRowid != 2) {
+    fprintf(stderr, "growth child: warm-up search: %s\n", zErr ? zErr : "wrong row");
+    return 1;
+  }
+  /* pWarm stays open: closing the last connection would unload vecstore.so */
+
+  FILE *f = fopen("/proc/self/statm", "r");
+  unsigned long nPages = 0;
+  if (f == 0 || fscanf(f, "%lu", &nPages) != 1) return growth_fail("cannot read /proc/self/statm", 0);
+  fclose(f);
+  rlim_t nCodes = (rlim_t)GROWTH_ROWS * GROWTH_DIM * 4;
+  struct rlimit lim;
+  lim.rlim_cur = lim.rlim_max = (rlim_t)nPages * (rlim_t)sysconf(_SC_PAGESIZE) + nCodes + nCodes / 4 + (48 << 20);
+  if (setrlimit(RLIMIT_AS, &lim) != 0) return growth_fail("setrlimit", 0);
+
+  sqlite3 *db = 0;
+  if (sqlite3_open(zPath, &db) != SQLITE_OK) return growth_fail("open", db);
+  sqlite3_enable_load_extension(db, 1);
+  const char *zExt = getenv("VECSTORE_EXT");
+  if (sqlite3_load_extension(db, zExt ? zExt : "build/vecstore", 0, &zErr) != SQLITE_OK) {
+    fprintf(stderr, "growth child: load: %s\n", zErr);
+    return 1;
+  }
+  /* the open, then searches for stored rows: each finds itself */
+  for (int i = 1; i <= GROWTH_ROWS; i += GROWTH_ROWS / 4) {
+    char *zSearchErr = 0;
+    int n = sql_knn_try(db, "g", growth_vec(i, a), GROWTH_DIM, 1, 0, h, &zSearchErr);
+    if (n != 1 || h[0].iRowid != i) {
+      fprintf(stderr, "growth child: search for row %d after the open: %s\n", i, zSearchErr ? zSearchErr : "wrong row");
+      return 1;
+    }
+  }
+  /* one-row commits, each found */
+  for (int i = GROWTH_ROWS + 1; i <= GROWTH_ROWS + 3; i++) {
+    sqlite3_stmt *pStmt = 0;
+    if (sqlite3_prepare_v2(db, "INSERT INTO g(rowid, embedding) VALUES (?1, ?2)", -1, &pStmt, 0) != SQLITE_OK) {
+      return growth_fail("prepare", db);
+    }
+    sqlite3_bind_int(pStmt, 1, i);
+    sqlite3_bind_blob(pStmt, 2, growth_vec(i, a), sizeof(a), SQLITE_STATIC);
+    if (sqlite3_step(pStmt) != SQLITE_DONE) {
+      fprintf(stderr, "growth child: one-row commit of row %d after the open: %s\n", i, sqlite3_errmsg(db));
+      sqlite3_finalize(pStmt);
+      return 1;
+    }
+    sqlite3_finalize(pStmt);
+    if (sql_knn_try(db, "g", a, GROWTH_DIM, 1, 0, h, &zErr) != 1 || h[0].iRowid != i) {
+      fprintf(stderr, "growth child: search for the new row %d: %s\n", i, zErr ? zErr : "wrong row");
+      return 1;
+    }
+  }
+  if (sqlite3_close(db) != SQLITE_OK) return growth_fail("close", db);
+  sqlite3_close(pWarm);
+  return 0;
+}
+
+static void test_open_and_commit_without_copy(void **state) {
+  (void)state;
+  char *zPath = tu_path("growth.db");
+  tu_remove_db(zPath);
+  sqlite3 *db = tu_open(zPath);
+  qexec(db, "CREATE VIRTUAL TABLE g USING vecstore(dim=%d)", GROWTH_DIM);
+  tu_exec(db, "BEGIN");
+  sqlite3_stmt *pStmt = tu_prepare(db, "INSERT INTO g(rowid, embedding) VALUES (?1, ?2)");
+  static float a[GROWTH_DIM];
+  for (int i = 1; i <= GROWTH_ROWS; i++) {
+    sqlite3_bind_int(pStmt, 1, i);
+    sqlite3_bind_blob(pStmt, 2, growth_vec(i, a), sizeof(a), SQLITE_STATIC);
+    step_done(db, pStmt);
+  }
+  sqlite3_finalize(pStmt);
+  tu_exec(db, "COMMIT");
+  assert_int_equal(cfg_int(db, "g", "snapshot_gen"), 1);
+  uint32_t flags;
+  assert_int_equal(snapshot_version(db, "g", &flags), 2);
+  close_db(db);
+
+  char zExe[4096];
+  ssize_t nExe = readlink("/proc/self/exe", zExe, sizeof(zExe) - 1);
+  assert_true(nExe > 0);
+  zExe[nExe] = 0;
+  fflush(stdout);
+  fflush(stderr);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    /* one malloc arena and no OpenBLAS threads: a thread's first malloc reserves a 64 MiB arena, and OpenBLAS's
+    ** threads allocate buffers whenever they start, both at times the limit cannot foresee */
+    setenv("MALLOC_ARENA_MAX", "1", 1);
+    setenv("OPENBLAS_NUM_THREADS", "1", 1);
+    setenv(GROWTH_ENV, zPath, 1);
+    execl(zExe, "test_storage", (char *)0);
+    _exit(127);
+  }
+  int status = 0;
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  tu_remove_db(zPath);
+  sqlite3_free(zPath);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    fail_msg("opening a %d x %d Flat table and committing one row, with the address space limited to 1.25 times "
+             "its codes more than after a warm-up, failed (%s %d; its output is above): the open or the first "
+             "commit copies the codes",
+             GROWTH_ROWS, GROWTH_DIM, WIFSIGNALED(status) ? "signal" : "exit status",
+             WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+  }
 }
 
 /**************************************************************************************************
@@ -1838,6 +2289,12 @@ static int group_setup(void **state) {
 
 int main(void) {
   if (getenv(DLCLOSE_ENV)) return dlclose_child();
+  if (getenv(GROWTH_ENV)) { /* _exit: OpenBLAS's exit handlers allocate, and would retry forever under the limit */
+    int rc = growth_child(getenv(GROWTH_ENV));
+    fflush(stdout);
+    fflush(stderr);
+    _exit(rc);
+  }
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_unload_after_last_close),
       cmocka_unit_test(test_shadow_tables),
@@ -1856,6 +2313,10 @@ int main(void) {
       cmocka_unit_test(test_corrupt_rows),
       cmocka_unit_test(test_hand_edited_snapshot),
       cmocka_unit_test(test_hand_edited_snapshot_count),
+      cmocka_unit_test(test_hand_edited_codes_section),
+      cmocka_unit_test(test_snapshot_format_round_trip),
+      cmocka_unit_test(test_snapshot_version1_read),
+      cmocka_unit_test(test_open_and_commit_without_copy),
       cmocka_unit_test(test_commit_busy_retry),
   };
   return cmocka_run_group_tests_name("storage", tests, group_setup, NULL);
