@@ -10,6 +10,9 @@
 #include <faiss/IndexFlat.h>
 #include <faiss/IndexHNSW.h>
 #include <faiss/IndexIVF.h>
+#include <faiss/IndexIVFFlat.h>
+#include <faiss/invlists/InvertedLists.h>
+#include <faiss/invlists/DirectMap.h>
 #include <faiss/IndexIVFPQ.h>
 #include <faiss/IndexPQ.h>
 #include <faiss/IndexPreTransform.h>
@@ -58,6 +61,7 @@ int vs_faiss_ivf_probe(FaissIndex_H *pIndex, const char *zParams, vs_i64 *pnProb
 void vs_faiss_reserve(FaissIndex_H *pIndex, vs_i64 nMore);
 int vs_faiss_flat_distances(FaissIndex_H *pIndex, const float *aQuery, const vs_i64 *aLabel, vs_i64 n, float *aDist);
 int vs_faiss_check_structure(FaissIndex_H *pIndex, char **pzErr);
+int vs_faiss_enable_lookup(FaissIndex_H *pIndex);
 int vs_faiss_snapshot_write(FaissIndex_H *pIndex, FILE *f, char **pzErr);
 int vs_faiss_snapshot_read(FILE *f, vs_i64 nAvail, vs_i64 nLabel, FaissIndex_H **ppIndex, char **pzErr);
 }
@@ -394,10 +398,27 @@ void vs_faiss_reserve(FaissIndex_H *pIndex, vs_i64 nMore) {
 }
 
 /* Raw Faiss distances from one query to the vectors of the given labels, read from the index's own
-** full-precision vectors (Flat, or HNSW over Flat) with Faiss's SIMD kernels: 1, or 0 (nothing written) when
-** the index keeps no such vectors (quantized, IVF, transformed). Labels must be below ntotal. */
+** full-precision vectors (Flat, HNSW over Flat, or IVF-Flat with its label lookup, vs_faiss_enable_lookup) with
+** Faiss's SIMD kernels: 1, or 0 (nothing written) when the index keeps no such vectors (quantized, transformed).
+** Labels must be below ntotal. With n = 0 it just tells whether it could. */
 int vs_faiss_flat_distances(FaissIndex_H *pIndex, const float *aQuery, const vs_i64 *aLabel, vs_i64 n, float *aDist) {
   faiss::Index *index = reinterpret_cast<faiss::Index *>(pIndex);
+  if (auto ivf = dynamic_cast<faiss::IndexIVFFlat *>(index)) {
+    auto lists = dynamic_cast<const faiss::ArrayInvertedLists *>(ivf->invlists);
+    const bool l2 = ivf->metric_type == faiss::METRIC_L2;
+    if (lists == nullptr || ivf->direct_map.type != faiss::DirectMap::Array ||
+        (!l2 && ivf->metric_type != faiss::METRIC_INNER_PRODUCT)) {
+      return 0;
+    }
+    const size_t d = (size_t)ivf->d;
+    for (vs_i64 i = 0; i < n; i++) {
+      faiss::Index::idx_t lo = ivf->direct_map.array[(size_t)aLabel[i]];
+      const float *y = reinterpret_cast<const float *>(lists->codes[faiss::lo_listno(lo)].data()) +
+                       (size_t)faiss::lo_offset(lo) * d;
+      aDist[i] = l2 ? faiss::fvec_L2sqr(aQuery, y, d) : faiss::fvec_inner_product(aQuery, y, d);
+    }
+    return 1;
+  }
   if (auto hnsw = dynamic_cast<faiss::IndexHNSW *>(index)) index = hnsw->storage;
   auto flat = dynamic_cast<faiss::IndexFlat *>(index);
   if (flat == nullptr) return 0;
@@ -416,6 +437,26 @@ int vs_faiss_flat_distances(FaissIndex_H *pIndex, const float *aQuery, const vs_
     aDist[i] = l2 ? faiss::fvec_L2sqr(aQuery, y, d) : faiss::fvec_inner_product(aQuery, y, d);
   }
   return 1;
+}
+
+/* Gives an IVF-Flat index Faiss's label -> (list, offset) lookup (8 bytes per vector), so exact distances to
+** given labels read its lists (vs_faiss_flat_distances). Built from the lists themselves, never taken from a
+** snapshot: a lookup read from a file is dropped and rebuilt, and ids that are not 0..ntotal-1 leave the index
+** without one. 1 when the index has it. */
+int vs_faiss_enable_lookup(FaissIndex_H *pIndex) {
+  auto ivf = dynamic_cast<faiss::IndexIVFFlat *>(reinterpret_cast<faiss::Index *>(pIndex));
+  if (ivf == nullptr || dynamic_cast<const faiss::ArrayInvertedLists *>(ivf->invlists) == nullptr) return 0;
+  try {
+    ivf->make_direct_map(false);
+    ivf->make_direct_map(true);
+    return 1;
+  } catch (const std::exception &) {
+    try {
+      ivf->make_direct_map(false);
+    } catch (const std::exception &) {
+    }
+  }
+  return 0;
 }
 
 namespace {

@@ -272,6 +272,7 @@ int vs_index_train(VsIndex *p, i64 n, const float *aVec, char **pzErr) {
   p->pFaiss = (VsFaissIndex *)pReal;
   p->bStandIn = 0;
   p->bExact = faiss_IndexFlat_cast(pReal) != 0;
+  vs_faiss_enable_lookup(p->pFaiss);
   return SQLITE_OK;
 }
 
@@ -463,6 +464,7 @@ int vs_index_read(FILE *f, i64 nByte, int nDim, VsMetric eMetric, VsIndex **ppId
         rc = SQLITE_CORRUPT;
       }
       if (rc == SQLITE_OK) rc = vs_faiss_check_structure(p->pFaiss, pzErr);
+      if (rc == SQLITE_OK) vs_faiss_enable_lookup(p->pFaiss);
     }
   }
   for (i64 i = 0; rc == SQLITE_OK && i < p->nLabel; i++) {

@@ -164,9 +164,12 @@ int vs_faiss_snapshot_write(VsFaissIndex *pIndex, FILE *f, char **pzErr);
 ** room for about nLabel / 8 + 1024 more vectors. SQLITE_OK with *ppIndex (structure not yet checked), or
 ** SQLITE_CORRUPT (or SQLITE_NOMEM) with *pzErr. */
 int vs_faiss_snapshot_read(FILE *f, i64 nAvail, i64 nLabel, VsFaissIndex **ppIndex, char **pzErr);
-/* Raw distances from aQuery to the labels' own full-precision vectors: 1, or 0 when the index (quantized, IVF,
-** transformed) keeps none. */
+/* Raw distances from aQuery to the labels' own full-precision vectors: 1, or 0 when the index (quantized,
+** transformed, IVF without its label lookup) keeps none. */
 int vs_faiss_flat_distances(VsFaissIndex *pIndex, const float *aQuery, const i64 *aLabel, i64 n, float *aDist);
+/* Gives an IVF-Flat index a label lookup built from its lists (never read from a snapshot), so that
+** vs_faiss_flat_distances can read its vectors: 1 when it has one now, 0 for other index types. */
+int vs_faiss_enable_lookup(VsFaissIndex *pIndex);
 /* Checks the structure of an index Faiss has just read (graph links, array sizes, list counts) so that no forged
 ** snapshot makes a search or an add leave its arrays: SQLITE_OK, or SQLITE_CORRUPT with *pzErr. */
 int vs_faiss_check_structure(VsFaissIndex *pIndex, char **pzErr);
