@@ -383,17 +383,21 @@ static int search_filtered(VsCursor *pCur, const float *aQuery, i64 nFirst) {
   sqlite3_free(aRowid);
   if (rc != SQLITE_OK || nMatch <= nExactMax) return rc; /* every row of an among search matches */
   /* Many rows match: candidates are checked on the declared columns in memory. The k-th match lies about as deep
-  ** as the (k / selectivity)-th row of an unfiltered search, so the first batch is asked twice as deep as the
-  ** sample predicts (16 k without a sample). An approximate index checks inside its search (HNSW then searches
-  ** with ef = that depth, IVF probes more lists until it finds that many matches); an exhaustive one would test
-  ** every row (a cache miss each), so its candidates are checked after the scan. */
+  ** as the (k / selectivity)-th row of an unfiltered search, so the first batch is asked that deep as the sample
+  ** predicts it (16 k without a sample), twice that for HNSW. An approximate index checks inside its search
+  ** (HNSW then searches with ef = that depth; IVF probes more lists until it finds that many matches, where its
+  ** own nprobe finds too few); an exhaustive one would test every row (a cache miss each), so its candidates are
+  ** checked after the scan. */
   rc = vs_sync_columns(pTab, &(VsColumns *){0});
   if (rc != SQLITE_OK) return rc;
   pCur->bInMemory = 1;
   if (nWant < 1) nWant = 1;
+  i64 nProbe = 0, nList = 0;
+  int bIvf = !pTab->pIdx->bStandIn && vs_faiss_ivf_probe(pTab->pIdx->pFaiss, pCur->zParams, &nProbe, &nList);
+  int nDepth = bIvf ? 1 : 2;
   i64 nBatch = nWant > INT64_MAX / 16 ? INT64_MAX : nWant * 16;
   if (nHit > 0 && nWant < INT64_MAX / (2 * VS_SAMPLE)) {
-    i64 nExpected = 2 * nWant * nLive / nHit;
+    i64 nExpected = nDepth * nWant * nLive / nHit;
     if (nExpected < nBatch) nBatch = nExpected > 2 * nWant ? nExpected : 2 * nWant;
   }
   int bInside = !pTab->pIdx->bExact;
