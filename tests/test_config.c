@@ -11,21 +11,23 @@
 #define g_zPath tu_fixture_path()
 
 /* Each test gets a fresh database file. */
-static int setup(void **state) {
-  (void)state;
-  return tu_fixture_open("config");
-}
-
-static int teardown(void **state) {
-  (void)state;
-  return tu_fixture_close();
-}
+TU_FIXTURES("config")
 
 /* The value of key zKey in <zTab>_config as text ("NULL" for NULL). */
 static void expect_config(sqlite3 *db, const char *zTab, const char *zKey, const char *zWant) {
   char *zSql = sqlite3_mprintf("SELECT coalesce((SELECT value FROM \"%w_config\" WHERE key = %Q), 'NULL')", zTab, zKey);
   tu_expect_text(db, zSql, zWant);
   sqlite3_free(zSql);
+}
+
+/* The option rows of <zTab>_config: dim, metric, index, search_params and embedder (each as expect_config). */
+static void expect_options(sqlite3 *db, const char *zTab, const char *zDim, const char *zMetric, const char *zIndex,
+                           const char *zSearchParams, const char *zEmbedder) {
+  expect_config(db, zTab, "dim", zDim);
+  expect_config(db, zTab, "metric", zMetric);
+  expect_config(db, zTab, "index", zIndex);
+  expect_config(db, zTab, "search_params", zSearchParams);
+  expect_config(db, zTab, "embedder", zEmbedder);
 }
 
 /* Number of schema objects named zTab or zTab_<anything>. */
@@ -96,11 +98,7 @@ static void test_version(void **state) {
 static void test_config_table(void **state) {
   (void)state;
   tu_exec(g_db, "CREATE VIRTUAL TABLE t USING vecstore(dim = 4)");
-  expect_config(g_db, "t", "dim", "4");
-  expect_config(g_db, "t", "metric", "l2");
-  expect_config(g_db, "t", "index", "Flat");
-  expect_config(g_db, "t", "search_params", "NULL");
-  expect_config(g_db, "t", "embedder", "NULL");
+  expect_options(g_db, "t", "4", "l2", "Flat", "NULL", "NULL");
   /* The shadow tables the SPEC's storage section describes. */
   const char *azSuffix[] = {"config", "docs", "vectors", "log", "snapshot"};
   for (int i = 0; i < 5; i++) {
@@ -110,11 +108,7 @@ static void test_config_table(void **state) {
   }
   tu_exec(g_db, "CREATE VIRTUAL TABLE u USING vecstore(dim = 16, metric = cosine, index = 'HNSW32', "
                 "embedder = hash, search_params = 'efSearch=64')");
-  expect_config(g_db, "u", "dim", "16");
-  expect_config(g_db, "u", "metric", "cosine");
-  expect_config(g_db, "u", "index", "HNSW32");
-  expect_config(g_db, "u", "embedder", "hash");
-  expect_config(g_db, "u", "search_params", "efSearch=64");
+  expect_options(g_db, "u", "16", "cosine", "HNSW32", "efSearch=64", "hash");
   tu_exec(g_db, "INSERT INTO u(rowid, embedding) VALUES (1, vecstore_vector('[1,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]')),"
                 " (2, '[0,3,0,0,0,0,0,0,0,0,0,0,0,0,0,0]')");
   /* Reopen: the table reconnects with the stored options (cosine: distance 1 - cos). */
@@ -132,21 +126,21 @@ static void test_config_table(void **state) {
   assert_int_equal(schema_objects(g_db, "u"), 0);
 }
 
+/* The SPEC's CREATE statement up to its search_params option (no comma after it), comments included. */
+#define SPEC_CREATE_HEAD                                                                                             \
+  "CREATE VIRTUAL TABLE docs USING vecstore(\n"                                                                      \
+  "  dim = 384,              -- required, 1..65536\n"                                                                \
+  "  metric = l2,            -- l2 (default) | ip | cosine\n"                                                        \
+  "  index = 'HNSW32',       -- any Faiss index_factory description; default 'Flat'\n"                               \
+  "  embedder = hash,        -- optional: 'hash' (built-in) or the name of an SQL function text -> vector\n"         \
+  "  search_params = 'efSearch=64'"
+
 /* The CREATE statement of the SPEC, comments included (the declared columns are tested separately). */
 static void test_spec_example(void **state) {
   (void)state;
-  tu_exec(g_db, "CREATE VIRTUAL TABLE docs USING vecstore(\n"
-                "  dim = 384,              -- required, 1..65536\n"
-                "  metric = l2,            -- l2 (default) | ip | cosine\n"
-                "  index = 'HNSW32',       -- any Faiss index_factory description; default 'Flat'\n"
-                "  embedder = hash,        -- optional: 'hash' (built-in) or the name of an SQL function text -> vector\n"
-                "  search_params = 'efSearch=64'  -- optional default Faiss search parameters (ParameterSpace syntax)\n"
+  tu_exec(g_db, SPEC_CREATE_HEAD "  -- optional default Faiss search parameters (ParameterSpace syntax)\n"
                 ");");
-  expect_config(g_db, "docs", "dim", "384");
-  expect_config(g_db, "docs", "metric", "l2");
-  expect_config(g_db, "docs", "index", "HNSW32");
-  expect_config(g_db, "docs", "embedder", "hash");
-  expect_config(g_db, "docs", "search_params", "efSearch=64");
+  expect_options(g_db, "docs", "384", "l2", "HNSW32", "efSearch=64", "hash");
   check_usable(g_db, "docs", 384);
 }
 
@@ -394,12 +388,7 @@ static void test_columns(void **state) {
 ** embedding in SELECT *, are not hidden, and can be written and read. */
 static void test_declared_columns(void **state) {
   (void)state;
-  tu_exec(g_db, "CREATE VIRTUAL TABLE docs USING vecstore(\n"
-                "  dim = 384,              -- required, 1..65536\n"
-                "  metric = l2,            -- l2 (default) | ip | cosine\n"
-                "  index = 'HNSW32',       -- any Faiss index_factory description; default 'Flat'\n"
-                "  embedder = hash,        -- optional: 'hash' (built-in) or the name of an SQL function text -> vector\n"
-                "  search_params = 'efSearch=64',  -- optional default Faiss search parameters (ParameterSpace syntax)\n"
+  tu_exec(g_db, SPEC_CREATE_HEAD ",  -- optional default Faiss search parameters (ParameterSpace syntax)\n"
                 "  page INTEGER, source TEXT       -- optional typed metadata columns (filterable, indexed)\n"
                 ");");
   sqlite3_stmt *pStmt = tu_prepare(g_db, "SELECT * FROM docs");

@@ -48,11 +48,8 @@ static int g_nFile;
 
 /* A fresh database file zFile in the test directory, vecstore loaded, fake_embed registered. */
 static sqlite3 *open_fresh(const char *zFile) {
-  char *zPath = tu_path(zFile);
-  if (g_nFile < (int)(sizeof(g_azFile) / sizeof(g_azFile[0]))) g_azFile[g_nFile++] = sqlite3_mprintf("%s", zPath);
-  tu_remove_db(zPath);
-  sqlite3 *db = tu_open(zPath);
-  sqlite3_free(zPath);
+  if (g_nFile < (int)(sizeof(g_azFile) / sizeof(g_azFile[0]))) g_azFile[g_nFile++] = tu_path(zFile);
+  sqlite3 *db = tu_open_fresh(zFile);
   fake_register(db);
   g_fake.bDocs = 0;
   return db;
@@ -60,17 +57,13 @@ static sqlite3 *open_fresh(const char *zFile) {
 
 /* Opens the existing file zFile again (load_local), with or without fake_embed. */
 static sqlite3 *open_again(const char *zFile, int bEmbedder) {
-  char *zPath = tu_path(zFile);
-  sqlite3 *db = tu_open(zPath);
-  sqlite3_free(zPath);
+  sqlite3 *db = tu_open_again(zFile);
   if (bEmbedder) fake_register(db);
   return db;
 }
 
 static void create_fake_table(sqlite3 *db, const char *zTable) {
-  char *zSql = sqlite3_mprintf("CREATE VIRTUAL TABLE %s USING vecstore(dim = 10, embedder = fake_embed)", zTable);
-  tu_exec(db, zSql);
-  sqlite3_free(zSql);
+  tu_exec_fmt(db, "CREATE VIRTUAL TABLE %s USING vecstore(dim = 10, embedder = fake_embed)", zTable);
 }
 
 /* FAISS.from_texts / add_texts: one INSERT statement of n rows (the embedder called for each, in order, as one
@@ -117,41 +110,15 @@ static void from_texts(sqlite3 *db, const char *zTable, int n, const char *const
 /* Result helpers                                                                                                 */
 
 /* Every row of zSql: columns joined by '|', rows by ';'; integers as such, reals with %g, NULL as NULL. */
-static char *rows_of(sqlite3 *db, const char *zSql) {
-  sqlite3_stmt *pStmt = tu_prepare(db, zSql);
-  sqlite3_str *p = sqlite3_str_new(0);
-  int rc, nRow = 0;
-  while ((rc = sqlite3_step(pStmt)) == SQLITE_ROW) {
-    if (nRow++) sqlite3_str_appendall(p, ";");
-    for (int i = 0; i < sqlite3_column_count(pStmt); i++) {
-      if (i) sqlite3_str_appendall(p, "|");
-      switch (sqlite3_column_type(pStmt, i)) {
-        case SQLITE_NULL: sqlite3_str_appendall(p, "NULL"); break;
-        case SQLITE_INTEGER: sqlite3_str_appendf(p, "%lld", sqlite3_column_int64(pStmt, i)); break;
-        case SQLITE_FLOAT: sqlite3_str_appendf(p, "%g", sqlite3_column_double(pStmt, i)); break;
-        default: sqlite3_str_appendf(p, "%s", (const char *)sqlite3_column_text(pStmt, i)); break;
-      }
-    }
-  }
-  if (rc != SQLITE_DONE) fail_msg("query failed: %s\n  in: %s", sqlite3_errmsg(db), zSql);
-  sqlite3_finalize(pStmt);
-  return sqlite3_str_finish(p);
-}
+static char *rows_of(sqlite3 *db, const char *zSql) { return tu_rows(db, zSql, ";", "%g"); }
 
 static void expect_rows(sqlite3 *db, const char *zSql, const char *zWant) {
-  char *zGot = rows_of(db, zSql);
-  if (strcmp(zGot ? zGot : "", zWant) != 0) fail_msg("got '%s', expected '%s'\n  in: %s", zGot ? zGot : "", zWant, zSql);
-  sqlite3_free(zGot);
+  tu_expect_rows(db, zSql, ";", "%g", zWant);
 }
 
 static void expect_double(sqlite3 *db, const char *zSql, double rWant, double rTol) {
   double r = tu_double(db, zSql);
   if (!(fabs(r - rWant) <= rTol)) fail_msg("got %.9g, expected %.9g (+-%g)\n  in: %s", r, rWant, rTol, zSql);
-}
-
-static void expect_int(sqlite3 *db, const char *zSql, sqlite3_int64 iWant) {
-  sqlite3_int64 i = tu_int(db, zSql);
-  if (i != iWant) fail_msg("got %lld, expected %lld\n  in: %s", i, iWant, zSql);
 }
 
 /* Runs zSql (first column an integer: rowid) and returns the rowids in order in a[], their count. */
@@ -197,16 +164,16 @@ static void test_faiss(void **state) {
   /* The docstore: content and default metadata in index order (index_to_docstore_id = rowid order). */
   expect_rows(db, "SELECT rowid, content, metadata FROM docs ORDER BY rowid", "1|foo|{};2|bar|{};3|baz|{}");
   /* Ids default to distinct version 4 UUIDs, as LangChain's str(uuid.uuid4()). */
-  expect_int(db,
-             "SELECT count(DISTINCT id) FROM docs WHERE length(id) = 36 AND substr(id, 15, 1) = '4' "
-             "AND substr(id, 9, 1) = '-' AND substr(id, 14, 1) = '-' AND substr(id, 19, 1) = '-' "
-             "AND substr(id, 24, 1) = '-' AND substr(id, 20, 1) IN ('8', '9', 'a', 'b') AND lower(id) = id",
-             3);
+  tu_expect_int(db,
+                "SELECT count(DISTINCT id) FROM docs WHERE length(id) = 36 AND substr(id, 15, 1) = '4' "
+                "AND substr(id, 9, 1) = '-' AND substr(id, 14, 1) = '-' AND substr(id, 19, 1) = '-' "
+                "AND substr(id, 24, 1) = '-' AND substr(id, 20, 1) IN ('8', '9', 'a', 'b') AND lower(id) = id",
+                3);
   /* similarity_search("foo", k=1) */
   expect_rows(db, "SELECT content, metadata FROM docs WHERE docs MATCH 'foo' AND k = 1", "foo|{}");
   /* output[0].id is index_to_docstore_id[0]. */
-  expect_int(db, "SELECT (SELECT id FROM docs WHERE docs MATCH 'foo' AND k = 1) = (SELECT id FROM docs WHERE rowid = 1)",
-             1);
+  tu_expect_int(db, "SELECT (SELECT id FROM docs WHERE docs MATCH 'foo' AND k = 1) = "
+                    "(SELECT id FROM docs WHERE rowid = 1)", 1);
   /* Without k: LangChain's default k = 4 is LIMIT 4 here; all three rows, nearest first. */
   expect_rows(db, "SELECT content FROM docs WHERE docs MATCH 'foo' LIMIT 4", "foo;bar;baz");
   sqlite3_close(db);
@@ -270,7 +237,7 @@ static void test_similarity_search_with_score_by_vector_with_score_threshold(voi
   from_texts(db, "docs", 3, FOO_BAR_BAZ, 0, 0);
   expect_rows(db, "SELECT content, distance FROM docs WHERE embedding MATCH " Q0 " AND k = 2 AND distance <= 0.2",
               "foo|0");
-  expect_int(db, "SELECT count(*) FROM docs WHERE embedding MATCH " Q0 " AND k = 2 AND distance <= 0.2", 1);
+  tu_expect_int(db, "SELECT count(*) FROM docs WHERE embedding MATCH " Q0 " AND k = 2 AND distance <= 0.2", 1);
   sqlite3_close(db);
 }
 
@@ -317,7 +284,7 @@ static void test_faiss_mmr(void **state) {
   /* Defaults k = 4, fetch_k = 20: two more documents, four rows come back. */
   static const char *const azMore[] = {"a", "b", "c", "d", "e", "f"};
   from_texts(db, "docs", 6, azMore, 0, 0); /* embeddings [1]*9 + [0..5] again */
-  expect_int(db, "SELECT count(*) FROM docs WHERE embedding MATCH " Q0 " AND lambda_mult = 0.5", 4);
+  tu_expect_int(db, "SELECT count(*) FROM docs WHERE embedding MATCH " Q0 " AND lambda_mult = 0.5", 4);
   /* ORDER BY distance sorts the MMR picks. */
   expect_rows(db, "SELECT distance FROM (SELECT distance FROM docs WHERE docs MATCH 'q' AND k = 3 AND fetch_k = 4 AND "
                   "lambda_mult = 0.1) ORDER BY distance",
@@ -649,7 +616,7 @@ static void test_faiss_search_not_found(void **state) {
   expect_rows(db, "SELECT content FROM docs WHERE docs MATCH 'foo' AND k = 1", "foo");
   tu_exec(db, "DELETE FROM docs_docs");
   tu_expect_error(db, "INSERT INTO docs(docs) VALUES ('integrity-check')", "vecstore: ", (char *)0);
-  expect_int(db, "SELECT count(*) FROM docs", 0);
+  tu_expect_int(db, "SELECT count(*) FROM docs", 0);
   char zFail[512] = "";
   sqlite3_stmt *pStmt = tu_prepare(db, "SELECT rowid, id, content FROM docs WHERE docs MATCH 'foo' AND k = 4");
   int rc;
@@ -680,7 +647,7 @@ static void test_faiss_add_texts(void **state) {
   static const char *const azFoo[] = {"foo"};
   from_texts(db, "docs", 1, azFoo, 0, 0); /* a new batch: embeds to [1]*9 + [0] like the first foo */
   expect_rows(db, "SELECT rowid, content, distance FROM docs WHERE docs MATCH 'foo' AND k = 2", "1|foo|0;4|foo|0");
-  expect_int(db, "SELECT count(*) FROM docs", 4);
+  tu_expect_int(db, "SELECT count(*) FROM docs", 4);
   tu_exec(db, "INSERT INTO docs(docs) VALUES ('integrity-check')");
   sqlite3_close(db);
 }
@@ -708,7 +675,7 @@ static void test_faiss_with_duplicate_ids(void **state) {
   g_fake.iNext = 0;
   is_constraint_error(db, "INSERT INTO docs(id, content) VALUES ('id1', 'foo'), ('id1', 'bar'), ('id2', 'baz')", "id1");
   g_fake.bDocs = 0;
-  expect_int(db, "SELECT count(*) FROM docs", 0);
+  tu_expect_int(db, "SELECT count(*) FROM docs", 0);
   expect_rows(db, "SELECT rowid FROM docs WHERE embedding MATCH " Q0 " AND k = 4", "");
   tu_exec(db, "INSERT INTO docs(docs) VALUES ('integrity-check')");
 
@@ -730,7 +697,7 @@ static void test_faiss_with_duplicate_ids(void **state) {
   /* INSERT OR REPLACE: the upsert of README's table. */
   tu_exec(db, "INSERT OR REPLACE INTO docs(id, content, embedding) VALUES ('id3', 'new baz', '[1,1,1,1,1,1,1,1,1,0.5]')");
   expect_rows(db, "SELECT id, content, distance FROM docs WHERE docs MATCH 'q' AND k = 2", "id1|foo|0;id3|new baz|0.25");
-  expect_int(db, "SELECT count(*) FROM docs", 4);
+  tu_expect_int(db, "SELECT count(*) FROM docs", 4);
   tu_exec(db, "INSERT INTO docs(docs) VALUES ('integrity-check')");
   sqlite3_close(db);
 }
@@ -768,7 +735,7 @@ static void test_faiss_get_by_ids(void **state) {
   static const char *const azId[] = {"id1", "id2", "id3"};
   from_texts(db, "docs", 3, FOO_BAR_BAZ, 0, azId);
   expect_rows(db, "SELECT id, content FROM docs WHERE id IN ('id1', 'id2', 'id3') ORDER BY id", "id1|foo;id2|bar;id3|baz");
-  expect_int(db, "SELECT count(*) FROM docs WHERE id IN ('id1', 'id2', 'id3')", 3);
+  tu_expect_int(db, "SELECT count(*) FROM docs WHERE id IN ('id1', 'id2', 'id3')", 3);
   expect_rows(db, "SELECT id FROM docs WHERE id IN ('id2')", "id2");
   expect_rows(db, "SELECT * FROM docs WHERE id IN ('missing')", "");
   expect_rows(db, "SELECT id FROM docs WHERE id IN ('id3', 'missing', 'id1') ORDER BY rowid", "id1;id3");
@@ -855,7 +822,7 @@ static void test_faiss_merge_from(void **state) {
   is_constraint_error(db, "INSERT INTO a(id, content, metadata, embedding) SELECT id, content, metadata, embedding "
                           "FROM other.b WHERE id IN ('b3', 'a1') ORDER BY rowid",
                       "a1");
-  expect_int(db, "SELECT count(*) FROM a", 3);
+  tu_expect_int(db, "SELECT count(*) FROM a", 3);
   expect_rows(db, "SELECT id, content, distance FROM a WHERE a MATCH 'foo' AND k = 10", "a1|foo|0;b1|bar|1;b2|baz|4");
   tu_exec(db, "INSERT INTO a(a) VALUES ('integrity-check')");
   /* The same in a transaction: the failed statement alone is undone. */
@@ -1014,7 +981,7 @@ static void test_missing_normalize_score_fn(void **state) {
   sqlite3 *db = open_fresh("lc_bad_metric.db");
   tu_expect_error(db, "CREATE VIRTUAL TABLE docs USING vecstore(dim = 10, metric = fake, embedder = fake_embed)",
                   "vecstore: ", "metric", "fake", (char *)0);
-  expect_int(db, "SELECT count(*) FROM sqlite_master WHERE name LIKE 'docs%'", 0);
+  tu_expect_int(db, "SELECT count(*) FROM sqlite_master WHERE name LIKE 'docs%'", 0);
   sqlite3_close(db);
 }
 
@@ -1129,8 +1096,8 @@ static void test_state_of_the_union(void **state) {
   if (sqlite3_step(pStmt) != SQLITE_DONE) fail_msg("insert: %s", sqlite3_errmsg(db));
   sqlite3_finalize(pStmt);
   free(zText);
-  expect_int(db, "SELECT count(*) FROM sotu", 42);
-  expect_int(db, "SELECT count(*) FROM vecstore_split((SELECT group_concat(content, '') FROM sotu), 1000, 0)", 42);
+  tu_expect_int(db, "SELECT count(*) FROM sotu", 42);
+  tu_expect_int(db, "SELECT count(*) FROM vecstore_split((SELECT group_concat(content, '') FROM sotu), 1000, 0)", 42);
   /* similarity_search(query) (k = 4): the Ketanji Brown Jackson passage ranks first. */
   static const char *zQ = "What did the president say about Ketanji Brown Jackson";
   char *zTop = sqlite3_mprintf("SELECT id, instr(content, 'Ketanji Brown Jackson') > 0 FROM sotu WHERE sotu MATCH %Q AND k = 4",
@@ -1151,19 +1118,19 @@ static void test_state_of_the_union(void **state) {
   char *zOrder = sqlite3_mprintf("SELECT count(*) FROM (SELECT distance, lag(distance) OVER () AS prev FROM "
                                  "(SELECT distance FROM sotu WHERE sotu MATCH %Q AND k = 10)) WHERE prev > distance",
                                  zQ);
-  expect_int(db, zOrder, 0);
+  tu_expect_int(db, zOrder, 0);
   sqlite3_free(zOrder);
   /* The same query as a vector of the built-in embedder. */
   char *zVec = sqlite3_mprintf("SELECT (SELECT group_concat(id) FROM sotu WHERE sotu MATCH %Q AND k = 4) = "
                                "(SELECT group_concat(id) FROM sotu WHERE embedding MATCH vecstore_embed_hash(%Q, 512) AND k = 4)",
                                zQ, zQ);
-  expect_int(db, zVec, 1);
+  tu_expect_int(db, zVec, 1);
   sqlite3_free(zVec);
   /* MMR and a filter on the walkthrough's metadata. */
   char *zMmr = sqlite3_mprintf("SELECT count(DISTINCT id) FROM sotu WHERE sotu MATCH %Q AND k = 4 AND fetch_k = 10 "
                                "AND lambda_mult = 0.25",
                                zQ);
-  expect_int(db, zMmr, 4);
+  tu_expect_int(db, zMmr, 4);
   sqlite3_free(zMmr);
   char *zFilter = sqlite3_mprintf("SELECT count(*), min(json_extract(metadata, '$.chunk')) >= 30 FROM (SELECT metadata "
                                   "FROM sotu WHERE sotu MATCH %Q AND vecstore_filter(metadata, "

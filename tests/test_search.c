@@ -46,22 +46,6 @@ static int group_teardown(void **state) {
 ** Helpers.
 */
 
-static sqlite3 *open_fresh(const char *zName) {
-  char *zPath = tu_path(zName);
-  tu_remove_db(zPath);
-  sqlite3 *db = tu_open(zPath);
-  sqlite3_free(zPath);
-  return db;
-}
-
-static void close_db(sqlite3 *db, const char *zName) {
-  assert_int_equal(sqlite3_close(db), SQLITE_OK);
-  char *zPath = tu_path(zName);
-  tu_remove_db(zPath);
-  sqlite3_free(zPath);
-}
-
-
 /* Inserts base rows iFirst..iFirst+n-1 with rowid = row + 1 and id 'r<row>', in one transaction. */
 static void insert_rows(sqlite3 *db, const char *zTab, const float *aVec, int d, int iFirst, int n) {
   tu_exec(db, "BEGIN");
@@ -111,29 +95,13 @@ static int run_hits(sqlite3 *db, const char *zSql, const float *q, int d, const 
   return n;
 }
 
-/* Brute-force k nearest of q among base rows 0..nBase-1 (ties broken by row); aRow gets 0-based rows. */
-static void brute_force(const float *aBase, int nBase, int d, const float *q, int eMetric, int k, int *aRow,
-                        double *aDist) {
-  int n = 0;
-  for (int i = 0; i < nBase; i++) {
-    double r = tu_ref_distance(aBase + (size_t)i * d, q, d, eMetric);
-    if (n == k && r >= aDist[k - 1]) continue;
-    int j = n < k ? n++ : k - 1;
-    while (j > 0 && aDist[j - 1] > r) {
-      aDist[j] = aDist[j - 1];
-      aRow[j] = aRow[j - 1];
-      j--;
-    }
-    aDist[j] = r;
-    aRow[j] = i;
-  }
-}
-
 /* Ground truth for nQ queries over the first nBase rows: nQ * k rows. */
 static int *brute_force_all(const float *aBase, int nBase, int d, const float *aQ, int nQ, int eMetric, int k) {
   int *aGt = malloc(sizeof(int) * (size_t)nQ * k);
   double *aDist = malloc(sizeof(double) * k);
-  for (int i = 0; i < nQ; i++) brute_force(aBase, nBase, d, aQ + (size_t)i * d, eMetric, k, aGt + (size_t)i * k, aDist);
+  for (int i = 0; i < nQ; i++) {
+    tu_brute_force(aBase, nBase, d, aQ + (size_t)i * d, eMetric, k, aGt + (size_t)i * k, aDist);
+  }
   free(aDist);
   return aGt;
 }
@@ -182,12 +150,6 @@ static double measure_recall(sqlite3 *db, const char *zSql, const char *zArg2, c
   }
   if (pStrict) *pStrict = nStrict / (10.0 * p->nQ);
   return nFound / (10.0 * p->nQ);
-}
-
-static void exec_params(sqlite3 *db, const char *zFmt, const char *zArg) {
-  char *zSql = sqlite3_mprintf(zFmt, zArg);
-  tu_exec(db, zSql);
-  sqlite3_free(zSql);
 }
 
 /**************************************************************************************************
@@ -240,7 +202,7 @@ static void expect_fake(sqlite3 *db, const char *zSql, int bBind, const int *aDo
 
 static void test_knn_fake_embeddings(void **state) {
   (void)state;
-  sqlite3 *db = open_fresh("fake.db");
+  sqlite3 *db = tu_open_fresh("fake.db");
   create_fake(db);
   static const int aAsc[10] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
   static const int aDesc[3] = {9, 8, 7};
@@ -307,13 +269,13 @@ static void test_knn_fake_embeddings(void **state) {
   assert_string_equal(z, "doc4:0.16 doc5:0.36 doc3:1.96");
   sqlite3_free(z);
 #undef SEL
-  close_db(db, "fake.db");
+  tu_close_remove(db, "fake.db");
 }
 
 /* Hand-made cases for ip and cosine with known answers. */
 static void test_knn_ip_cosine_known(void **state) {
   (void)state;
-  sqlite3 *db = open_fresh("known.db");
+  sqlite3 *db = tu_open_fresh("known.db");
   tu_exec(db, "CREATE VIRTUAL TABLE vip USING vecstore(dim = 2, metric = ip);"
               "INSERT INTO vip(rowid, id, embedding) VALUES (1, 'a', '[1, 0]'), (2, 'b', '[2, 0]'), (3, 'c', '[0, 3]'),"
               " (4, 'd', '[-1, 0]');"
@@ -336,7 +298,7 @@ static void test_knn_ip_cosine_known(void **state) {
   z = tu_text(db, "SELECT vecstore_to_json(embedding) FROM vcos WHERE rowid = 3");
   assert_string_equal(z, "[0,5]");
   sqlite3_free(z);
-  close_db(db, "known.db");
+  tu_close_remove(db, "known.db");
 }
 
 /* Random vectors under every metric: the rows are the brute-force nearest, in order, with distances equal to
@@ -344,7 +306,7 @@ static void test_knn_ip_cosine_known(void **state) {
 static void test_knn_metrics_random(void **state) {
   (void)state;
   enum { N = 300, D = 24, NQ = 8, K = 10 };
-  sqlite3 *db = open_fresh("metrics.db");
+  sqlite3 *db = tu_open_fresh("metrics.db");
   uint64_t seed = 2024;
   float *aBase = malloc(sizeof(float) * N * D), aQ[NQ * D];
   for (int i = 0; i < N * D; i++) aBase[i] = (float)(tu_rand_unit(&seed) * 2.0 - 1.0);
@@ -360,12 +322,9 @@ static void test_knn_metrics_random(void **state) {
       const float *q = aQ + iQ * D;
       int aRow[K];
       double aDist[K];
-      brute_force(aBase, N, D, q, eM, K, aRow, aDist);
+      tu_brute_force(aBase, N, D, q, eM, K, aRow, aDist);
       /* JSON text of the query, printed with enough digits to be the same floats. */
-      char zJson[D * 20 + 4], *p = zJson;
-      p += sprintf(p, "[");
-      for (int i = 0; i < D; i++) p += sprintf(p, "%s%.9g", i ? "," : "", q[i]);
-      sprintf(p, "]");
+      char *zJson = tu_vec_json(q, D);
       for (int iForm = 0; iForm < 3; iForm++) {
         const char *azForm[] = {
             "SELECT rowid, distance, score, vecstore_distance(embedding, ?1, '%s') FROM t_%s WHERE embedding MATCH ?1 "
@@ -399,16 +358,17 @@ static void test_knn_metrics_random(void **state) {
         assert_int_equal(n, K);
         sqlite3_finalize(pStmt);
       }
+      sqlite3_free(zJson);
     }
   }
   free(aBase);
-  close_db(db, "metrics.db");
+  tu_close_remove(db, "metrics.db");
 }
 
 /* A query vector of the wrong dimension is an error naming both numbers; so are malformed query vectors. */
 static void test_knn_errors(void **state) {
   (void)state;
-  sqlite3 *db = open_fresh("knnerr.db");
+  sqlite3 *db = tu_open_fresh("knnerr.db");
   create_fake(db);
   tu_expect_error(db, "SELECT rowid FROM fake WHERE embedding MATCH '[1, 2, 3, 4, 5, 6, 7]' AND k = 3", "vecstore: ",
                   "7", "10", "dimension", (char *)0);
@@ -422,7 +382,7 @@ static void test_knn_errors(void **state) {
                   "k", "-1", (char *)0);
   /* The table still works afterwards. */
   assert_int_equal(tu_int(db, "SELECT rowid FROM fake WHERE embedding MATCH '[1,1,1,1,1,1,1,1,1,9]' AND k = 1"), 91);
-  close_db(db, "knnerr.db");
+  tu_close_remove(db, "knnerr.db");
 }
 
 /**************************************************************************************************
@@ -431,7 +391,7 @@ static void test_knn_errors(void **state) {
 
 static void test_point_lookups_and_scan(void **state) {
   (void)state;
-  sqlite3 *db = open_fresh("lookup.db");
+  sqlite3 *db = tu_open_fresh("lookup.db");
   tu_exec(db, "CREATE VIRTUAL TABLE t USING vecstore(dim = 2);"
               "INSERT INTO t(rowid, id, content, metadata, embedding) VALUES (5, 'e', 'five', '{\"n\": 5}', '[5, 0]');"
               "INSERT INTO t(rowid, id, content, embedding) VALUES (2, 'b', 'two', '[2, 0]');"
@@ -507,7 +467,7 @@ static void test_point_lookups_and_scan(void **state) {
   z = tu_text(db, "SELECT group_concat(rowid) FROM (SELECT rowid FROM t WHERE embedding MATCH '[6, 0]')");
   assert_string_equal(z, "5,9,2");
   sqlite3_free(z);
-  close_db(db, "lookup.db");
+  tu_close_remove(db, "lookup.db");
 }
 
 /**************************************************************************************************
@@ -518,6 +478,15 @@ static const char *zKnn10 = "SELECT rowid, distance, score FROM t WHERE embeddin
 static const char *zKnn10P =
     "SELECT rowid, distance, score FROM t WHERE embedding MATCH ?1 AND k = 10 AND search_params = ?2";
 
+/* A fresh database file zName with table t (dim = 128 and the vecstore options zMore, "" for none) holding
+** the bigann base rows 0..n-1. */
+static sqlite3 *open_bigann(const char *zName, const char *zMore, int n) {
+  sqlite3 *db = tu_open_fresh(zName);
+  tu_exec_fmt(db, "CREATE VIRTUAL TABLE t USING vecstore(dim = 128%s%s)", zMore[0] ? ", " : "", zMore);
+  insert_rows(db, "t", g_aBase, g_dBase, 0, n);
+  return db;
+}
+
 static RecallSpec bigann_spec(int nBase, const int *aGt, int kGt, int bExact) {
   RecallSpec s = {g_aBase, nBase, g_dBase, M_L2, g_aQuery, g_nQuery, aGt, kGt, bExact};
   return s;
@@ -525,9 +494,7 @@ static RecallSpec bigann_spec(int nBase, const int *aGt, int kGt, int bExact) {
 
 static void test_recall_bigann_flat(void **state) {
   (void)state;
-  sqlite3 *db = open_fresh("bigflat.db");
-  tu_exec(db, "CREATE VIRTUAL TABLE t USING vecstore(dim = 128, index = 'Flat')");
-  insert_rows(db, "t", g_aBase, g_dBase, 0, g_nBase);
+  sqlite3 *db = open_bigann("bigflat.db", "index = 'Flat'", g_nBase);
   assert_int_equal(tu_int(db, "SELECT count(*) FROM t"), 9900);
   RecallSpec s = bigann_spec(g_nBase, g_aGt, g_kGt, 1);
   double rStrict, r = measure_recall(db, "SELECT rowid, distance, score FROM t WHERE embedding MATCH ?1 AND k = 10", 0,
@@ -538,7 +505,7 @@ static void test_recall_bigann_flat(void **state) {
                      &s, &rStrict);
   printf("    bigann Flat ORDER BY distance LIMIT 10: recall@10 = %.4f (strict %.4f)\n", r, rStrict);
   assert_true(r == 1.0);
-  close_db(db, "bigflat.db");
+  tu_close_remove(db, "bigflat.db");
 }
 
 static void test_recall_bigann_hnsw(void **state) {
@@ -546,9 +513,7 @@ static void test_recall_bigann_hnsw(void **state) {
   RecallSpec s = bigann_spec(g_nBase, g_aGt, g_kGt, 1);
   double rStrict, r;
   /* Default search parameters given at CREATE. */
-  sqlite3 *db = open_fresh("bighnsw.db");
-  tu_exec(db, "CREATE VIRTUAL TABLE t USING vecstore(dim = 128, index = 'HNSW32', search_params = 'efSearch=128')");
-  insert_rows(db, "t", g_aBase, g_dBase, 0, g_nBase);
+  sqlite3 *db = open_bigann("bighnsw.db", "index = 'HNSW32', search_params = 'efSearch=128'", g_nBase);
   r = measure_recall(db, "SELECT rowid, distance, score FROM t WHERE embedding MATCH ?1 AND k = 10", 0, &s, &rStrict);
   printf("    bigann HNSW32 efSearch=128 (CREATE default): recall@10 = %.4f (strict %.4f)\n", r, rStrict);
   assert_true(r >= 0.95);
@@ -556,11 +521,9 @@ static void test_recall_bigann_hnsw(void **state) {
   double rLow = measure_recall(db, zKnn10P, "efSearch=16", &s, &rStrict);
   printf("    bigann HNSW32 default 128, per-query efSearch=16: recall@10 = %.4f (strict %.4f)\n", rLow, rStrict);
   assert_true(rLow < r);
-  close_db(db, "bighnsw.db");
+  tu_close_remove(db, "bighnsw.db");
   /* No defaults: the per-query hidden column. */
-  db = open_fresh("bighnsw2.db");
-  tu_exec(db, "CREATE VIRTUAL TABLE t USING vecstore(dim = 128, index = 'HNSW32')");
-  insert_rows(db, "t", g_aBase, g_dBase, 0, g_nBase);
+  db = open_bigann("bighnsw2.db", "index = 'HNSW32'", g_nBase);
   r = measure_recall(db, "SELECT rowid, distance, score FROM t WHERE embedding MATCH ?1 AND k = 10", 0, &s, &rStrict);
   printf("    bigann HNSW32 Faiss defaults: recall@10 = %.4f (strict %.4f)\n", r, rStrict);
   double rPer = measure_recall(db,
@@ -581,7 +544,7 @@ static void test_recall_bigann_hnsw(void **state) {
   /* ... and the per-query value must actually be used: a wider search than Faiss's default efSearch=16 finds
   ** more (the CREATE default efSearch=128 reaches about 1.0 on the same data). */
   if (!(rPer > r)) fail_msg("per-query efSearch=128 recall %.4f is not above the efSearch=16 default's %.4f", rPer, r);
-  close_db(db, "bighnsw2.db");
+  tu_close_remove(db, "bighnsw2.db");
 }
 
 static void test_recall_cohere_ip(void **state) {
@@ -594,7 +557,7 @@ static void test_recall_cohere_ip(void **state) {
   assert_int_equal(d, 1024);
   assert_int_equal(dQ, 1024);
   assert_int_equal(nGt, nQ);
-  sqlite3 *db = open_fresh("cohere.db");
+  sqlite3 *db = tu_open_fresh("cohere.db");
   tu_exec(db, "CREATE VIRTUAL TABLE t USING vecstore(dim = 1024, metric = ip, index = 'Flat')");
   insert_rows(db, "t", aBase, d, 0, nBase);
   RecallSpec s = {aBase, nBase, d, M_IP, aQ, nQ, aGt, kGt, 1};
@@ -611,7 +574,7 @@ static void test_recall_cohere_ip(void **state) {
     assert_float_equal(aHit[i].rScore, rDot, 1e-4 * fmax(1.0, fabs(rDot)));
     assert_float_equal(aHit[i].rDist, -rDot, 1e-4 * fmax(1.0, fabs(rDot)));
   }
-  close_db(db, "cohere.db");
+  tu_close_remove(db, "cohere.db");
   free(aBase);
   free(aQ);
   free(aGt);
@@ -628,9 +591,7 @@ static void test_ivf_explicit_train(void **state) {
   enum { N = 2000 };
   int *aGt = brute_force_all(g_aBase, N, g_dBase, g_aQuery, g_nQuery, M_L2, 10);
   RecallSpec s = bigann_spec(N, aGt, 10, 1);
-  sqlite3 *db = open_fresh("ivf.db");
-  tu_exec(db, "CREATE VIRTUAL TABLE t USING vecstore(dim = 128, index = 'IVF64,Flat')");
-  insert_rows(db, "t", g_aBase, g_dBase, 0, N);
+  sqlite3 *db = open_bigann("ivf.db", "index = 'IVF64,Flat'", N);
   double r = measure_recall(db, zKnn10, 0, &s, 0);
   printf("    IVF64 untrained (%d rows): recall@10 = %.4f\n", N, r);
   assert_true(r == 1.0);
@@ -655,12 +616,10 @@ static void test_ivf_explicit_train(void **state) {
                   "vecstore: ", "nprobee", (char *)0);
   /* Training survives a reopen. */
   sqlite3_close(db);
-  char *zPath = tu_path("ivf.db");
-  db = tu_open(zPath);
-  sqlite3_free(zPath);
+  db = tu_open_again("ivf.db");
   assert_true(measure_recall(db, zKnn10P, "nprobe=1", &s, 0) == r1);
   tu_exec(db, "INSERT INTO t(t) VALUES ('integrity-check')");
-  close_db(db, "ivf.db");
+  tu_close_remove(db, "ivf.db");
   free(aGt);
 }
 
@@ -672,10 +631,8 @@ static void test_ivf_auto_train(void **state) {
   int *aGtAt = brute_force_all(g_aBase, T, g_dBase, g_aQuery, g_nQuery, M_L2, 10);
   RecallSpec sBelow = bigann_spec(T - 1, aGtBelow, 10, 1);
   RecallSpec sAt = bigann_spec(T, aGtAt, 10, 1);
-  sqlite3 *db = open_fresh("ivfauto.db");
-  tu_exec(db, "CREATE VIRTUAL TABLE t USING vecstore(dim = 128, index = 'IVF64,Flat')");
   /* 2495 rows: still exact whatever nprobe says. */
-  insert_rows(db, "t", g_aBase, g_dBase, 0, T - 1);
+  sqlite3 *db = open_bigann("ivfauto.db", "index = 'IVF64,Flat'", T - 1);
   double r = measure_recall(db, zKnn10P, "nprobe=1", &sBelow, 0);
   printf("    IVF64 with %d rows, nprobe=1: recall@10 = %.4f\n", T - 1, r);
   assert_true(r == 1.0);
@@ -686,20 +643,18 @@ static void test_ivf_auto_train(void **state) {
   assert_true(r < 1.0);
   assert_true(r > 0.0);
   assert_true(measure_recall(db, zKnn10P, "nprobe=64", &sAt, 0) == 1.0);
-  close_db(db, "ivfauto.db");
+  tu_close_remove(db, "ivfauto.db");
   /* A fresh table filled past the threshold in one commit. */
   enum { N2 = 2600 };
   int *aGt2 = brute_force_all(g_aBase, N2, g_dBase, g_aQuery, g_nQuery, M_L2, 10);
   RecallSpec s2 = bigann_spec(N2, aGt2, 10, 1);
-  db = open_fresh("ivfauto2.db");
-  tu_exec(db, "CREATE VIRTUAL TABLE t USING vecstore(dim = 128, index = 'IVF64,Flat')");
-  insert_rows(db, "t", g_aBase, g_dBase, 0, N2);
+  db = open_bigann("ivfauto2.db", "index = 'IVF64,Flat'", N2);
   r = measure_recall(db, zKnn10P, "nprobe=1", &s2, 0);
   printf("    IVF64 with %d rows in one commit, nprobe=1: recall@10 = %.4f\n", N2, r);
   assert_true(r < 1.0);
   assert_true(r > 0.0);
   assert_true(measure_recall(db, zKnn10P, "nprobe=64", &s2, 0) == 1.0);
-  close_db(db, "ivfauto2.db");
+  tu_close_remove(db, "ivfauto2.db");
   free(aGtBelow);
   free(aGtAt);
   free(aGt2);
@@ -709,9 +664,7 @@ static void test_ivf_auto_train(void **state) {
 ** yet (an exact stand-in answers): a misspelt name must not be accepted only as long as the table is small. */
 static void test_params_untrained(void **state) {
   (void)state;
-  sqlite3 *db = open_fresh("untrained.db");
-  tu_exec(db, "CREATE VIRTUAL TABLE t USING vecstore(dim = 128, index = 'IVF64,Flat')");
-  insert_rows(db, "t", g_aBase, g_dBase, 0, 50);
+  sqlite3 *db = open_bigann("untrained.db", "index = 'IVF64,Flat'", 50);
   assert_int_equal(tu_int(db, "SELECT count(*) FROM t WHERE embedding MATCH vecstore_vector(zeroblob(512)) AND k = 5 "
                               "AND search_params = 'nprobe=4'"),
                    5);
@@ -721,7 +674,7 @@ static void test_params_untrained(void **state) {
   tu_expect_error(db, "SELECT rowid FROM t WHERE embedding MATCH vecstore_vector(zeroblob(512)) AND k = 1 "
                       "AND search_params = 'efSearch=16'",
                   "vecstore: ", "efSearch", (char *)0);
-  close_db(db, "untrained.db");
+  tu_close_remove(db, "untrained.db");
 }
 
 /* 'train' with fewer vectors than the index needs fails at commit, names both counts, and changes nothing. */
@@ -731,9 +684,7 @@ static void test_train_too_few(void **state) {
   int *aGt = brute_force_all(g_aBase, N, g_dBase, g_aQuery, 10, M_L2, 10);
   RecallSpec s = bigann_spec(N, aGt, 10, 1);
   s.nQ = 10;
-  sqlite3 *db = open_fresh("few.db");
-  tu_exec(db, "CREATE VIRTUAL TABLE t USING vecstore(dim = 128, index = 'IVF256,Flat')");
-  insert_rows(db, "t", g_aBase, g_dBase, 0, N);
+  sqlite3 *db = open_bigann("few.db", "index = 'IVF256,Flat'", N);
   tu_expect_error(db, "INSERT INTO t(t) VALUES ('train')", "vecstore: ", "256", "100", (char *)0);
   assert_int_equal(sqlite3_get_autocommit(db), 1);
   assert_int_equal(tu_int(db, "SELECT count(*) FROM t"), N);
@@ -755,7 +706,7 @@ static void test_train_too_few(void **state) {
   assert_int_equal(tu_int(db, "SELECT rowid FROM t WHERE embedding MATCH vecstore_vector(zeroblob(512)) AND k = 1"),
                    5001);
   tu_exec(db, "INSERT INTO t(t) VALUES ('integrity-check')");
-  close_db(db, "few.db");
+  tu_close_remove(db, "few.db");
   free(aGt);
 }
 
@@ -765,9 +716,7 @@ static void test_index_switch_and_params(void **state) {
   enum { N = 3000 };
   int *aGt = brute_force_all(g_aBase, N, g_dBase, g_aQuery, g_nQuery, M_L2, 10);
   RecallSpec s = bigann_spec(N, aGt, 10, 1);
-  sqlite3 *db = open_fresh("switch.db");
-  tu_exec(db, "CREATE VIRTUAL TABLE t USING vecstore(dim = 128)");
-  insert_rows(db, "t", g_aBase, g_dBase, 0, N);
+  sqlite3 *db = open_bigann("switch.db", "", N);
   assert_true(measure_recall(db, zKnn10, 0, &s, 0) == 1.0);
   /* HNSW does not take nprobe: before the switch efSearch is not valid for Flat either. */
   tu_expect_error(db, "SELECT rowid FROM t WHERE embedding MATCH vecstore_vector(zeroblob(512)) AND k = 1 "
@@ -796,12 +745,10 @@ static void test_index_switch_and_params(void **state) {
   tu_expect_error(db, "INSERT INTO t(t) VALUES ('search_params=bogus=1')", "vecstore: ", "bogus", (char *)0);
   /* The failed command left the default in place. */
   assert_true(measure_recall(db, zKnn10, 0, &s, 0) >= 0.95);
-  close_db(db, "switch.db");
+  tu_close_remove(db, "switch.db");
 
   /* An IVF default set by command is used by queries without parameters, and persists. */
-  db = open_fresh("switch2.db");
-  tu_exec(db, "CREATE VIRTUAL TABLE t USING vecstore(dim = 128, index = 'Flat')");
-  insert_rows(db, "t", g_aBase, g_dBase, 0, N);
+  db = open_bigann("switch2.db", "index = 'Flat'", N);
   tu_exec(db, "INSERT INTO t(t) VALUES ('index=IVF32,Flat')");
   tu_exec(db, "INSERT INTO t(t) VALUES ('train')");
   tu_exec(db, "INSERT INTO t(t) VALUES ('search_params=nprobe=32')");
@@ -814,11 +761,9 @@ static void test_index_switch_and_params(void **state) {
   assert_true(r1 < 1.0 && r1 > 0.0);
   assert_true(measure_recall(db, zKnn10P, "nprobe=32", &s, 0) == 1.0);
   sqlite3_close(db);
-  char *zPath = tu_path("switch2.db");
-  db = tu_open(zPath);
-  sqlite3_free(zPath);
+  db = tu_open_again("switch2.db");
   assert_true(measure_recall(db, zKnn10, 0, &s, 0) == r1);
-  close_db(db, "switch2.db");
+  tu_close_remove(db, "switch2.db");
   free(aGt);
 }
 
@@ -832,11 +777,11 @@ static void test_index_types(void **state) {
   if (RUNNING_ON_VALGRIND) azIndex[5] = "PQ8np";
   int aExact[] = {1, 1, 1, 0, 0, 0};
   int *aGt = brute_force_all(g_aBase, N, g_dBase, g_aQuery, NQ, M_L2, 10);
-  sqlite3 *db = open_fresh("types.db");
+  sqlite3 *db = tu_open_fresh("types.db");
   for (size_t i = 0; i < sizeof(azIndex) / sizeof(azIndex[0]); i++) {
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    exec_params(db, "CREATE VIRTUAL TABLE t USING vecstore(dim = 128, index = '%q')", azIndex[i]);
+    tu_exec_fmt(db, "CREATE VIRTUAL TABLE t USING vecstore(dim = 128, index = '%q')", azIndex[i]);
     insert_rows(db, "t", g_aBase, g_dBase, 0, N);
     tu_exec(db, "INSERT INTO t(t) VALUES ('train')");
     RecallSpec s = bigann_spec(N, aGt, 10, aExact[i]);
@@ -853,7 +798,7 @@ static void test_index_types(void **state) {
     tu_exec(db, "INSERT INTO t(t) VALUES ('integrity-check')");
     tu_exec(db, "DROP TABLE t");
   }
-  close_db(db, "types.db");
+  tu_close_remove(db, "types.db");
   free(aGt);
 }
 
@@ -864,7 +809,7 @@ static void test_index_types(void **state) {
 static void test_among_every_index(void **state) {
   (void)state;
   enum { N = 3000, D = 16 };
-  sqlite3 *db = open_fresh("among.db");
+  sqlite3 *db = tu_open_fresh("among.db");
   uint64_t seed = 77;
   float *aBase = malloc(sizeof(float) * N * D), q[D];
   for (int i = 0; i < N * D; i++) aBase[i] = (float)(tu_rand_unit(&seed) * 2.0 - 1.0);
@@ -926,7 +871,7 @@ static void test_among_every_index(void **state) {
     }
   }
   free(aBase);
-  close_db(db, "among.db");
+  tu_close_remove(db, "among.db");
 }
 
 /* Distances must stay finite in float32 (Faiss's kernels would give inf - inf = NaN and drop rows): a vector whose
@@ -935,8 +880,14 @@ static void test_among_every_index(void **state) {
 static void test_vector_magnitude_bound(void **state) {
   (void)state;
   enum { N = 1500 };
-  sqlite3 *db = open_fresh("magnitude.db");
+  sqlite3 *db = tu_open_fresh("magnitude.db");
   const double rS = 9.1e18; /* rS^2 = 8.28e37, just under the bound */
+  float *aVec = malloc(sizeof(float) * N * 2); /* rowid i at angle 2 pi i / N */
+  for (int i = 1; i <= N; i++) {
+    double rAngle = 6.283185307179586 * i / N;
+    aVec[2 * (i - 1)] = (float)(rS * cos(rAngle));
+    aVec[2 * (i - 1) + 1] = (float)(rS * sin(rAngle));
+  }
   for (int iCase = 0; iCase < 4; iCase++) {
     char zSql[200];
     snprintf(zSql, sizeof(zSql), "CREATE VIRTUAL TABLE t USING vecstore(dim = 2, metric = %s, index = '%s')",
@@ -946,18 +897,7 @@ static void test_vector_magnitude_bound(void **state) {
                     "squared norm", NULL);
     tu_expect_error(db, "SELECT rowid FROM t WHERE embedding MATCH '[1e19, 1e19]' AND k = 1", "vecstore: ",
                     "query vector is too large", NULL);
-    tu_exec(db, "BEGIN");
-    sqlite3_stmt *pIns = tu_prepare(db, "INSERT INTO t(rowid, embedding) VALUES (?1, ?2)");
-    for (int i = 1; i <= N; i++) {
-      double rAngle = 6.283185307179586 * i / N;
-      float v[2] = {(float)(rS * cos(rAngle)), (float)(rS * sin(rAngle))};
-      sqlite3_bind_int64(pIns, 1, i);
-      sqlite3_bind_blob(pIns, 2, v, sizeof(v), SQLITE_STATIC);
-      assert_int_equal(sqlite3_step(pIns), SQLITE_DONE);
-      sqlite3_reset(pIns);
-    }
-    sqlite3_finalize(pIns);
-    tu_exec(db, "COMMIT");
+    tu_insert_vectors(db, "INSERT INTO t(rowid, embedding) VALUES (?1, ?2)", aVec, N, 2);
     float q[2] = {(float)-rS, 0.0f};
     const char *azQuery[] = {"SELECT rowid, distance FROM t WHERE embedding MATCH ?1",
                              "SELECT rowid, distance FROM t WHERE embedding MATCH ?1 AND k = 20",
@@ -988,7 +928,8 @@ static void test_vector_magnitude_bound(void **state) {
     }
     tu_exec(db, "DROP TABLE t");
   }
-  close_db(db, "magnitude.db");
+  free(aVec);
+  tu_close_remove(db, "magnitude.db");
 }
 
 /* Index types whose Faiss search refuses SearchParameters (LSH, additive quantizers, IVF fast-scan) still search,
@@ -996,7 +937,7 @@ static void test_vector_magnitude_bound(void **state) {
 static void test_index_types_without_params(void **state) {
   (void)state;
   enum { N = 1200, D = 8 };
-  sqlite3 *db = open_fresh("noparams.db");
+  sqlite3 *db = tu_open_fresh("noparams.db");
   uint64_t seed = 5;
   float *aBase = malloc(sizeof(float) * N * D);
   for (int i = 0; i < N * D; i++) aBase[i] = (float)tu_rand_unit(&seed);
@@ -1025,7 +966,7 @@ static void test_index_types_without_params(void **state) {
     tu_exec(db, "DROP TABLE t");
   }
   free(aBase);
-  close_db(db, "noparams.db");
+  tu_close_remove(db, "noparams.db");
 }
 
 int main(void) {

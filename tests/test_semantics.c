@@ -139,38 +139,6 @@ static const Filter aDeclared[] = {
 ** Helpers.
 */
 
-static sqlite3 *open_fresh(const char *zName) {
-  char *zPath = tu_path(zName);
-  tu_remove_db(zPath);
-  sqlite3 *db = tu_open(zPath);
-  sqlite3_free(zPath);
-  return db;
-}
-
-static void close_db(sqlite3 *db, const char *zName) {
-  assert_int_equal(sqlite3_close(db), SQLITE_OK);
-  char *zPath = tu_path(zName);
-  tu_remove_db(zPath);
-  sqlite3_free(zPath);
-}
-
-static void exec_fmt(sqlite3 *db, const char *zFmt, ...) {
-  va_list ap;
-  va_start(ap, zFmt);
-  char *zSql = sqlite3_vmprintf(zFmt, ap);
-  va_end(ap);
-  tu_exec(db, zSql);
-  sqlite3_free(zSql);
-}
-
-static char *vec_json(const float *a, int d) {
-  sqlite3_str *p = sqlite3_str_new(0);
-  sqlite3_str_appendchar(p, 1, '[');
-  for (int i = 0; i < d; i++) sqlite3_str_appendf(p, "%s%.9g", i ? "," : "", (double)a[i]);
-  sqlite3_str_appendchar(p, 1, ']');
-  return sqlite3_str_finish(p);
-}
-
 static void bind_row(sqlite3_stmt *pStmt, int i) {
   char zId[32], zContent[48], zMeta[96];
   snprintf(zId, sizeof(zId), "r%d", i);
@@ -227,33 +195,19 @@ static void run_query(sqlite3 *db, const char *zSql, const float *q, int d, int 
   sqlite3_finalize(pStmt);
 }
 
-/* Every row of zSql as text: columns joined by '|', rows by ','; reals with 4 decimals. */
-static char *rows_of(sqlite3 *db, const char *zSql) {
-  sqlite3_stmt *pStmt = tu_prepare(db, zSql);
-  sqlite3_str *p = sqlite3_str_new(0);
-  int rc, nRow = 0;
-  while ((rc = sqlite3_step(pStmt)) == SQLITE_ROW) {
-    if (nRow++) sqlite3_str_appendchar(p, 1, ',');
-    for (int i = 0; i < sqlite3_column_count(pStmt); i++) {
-      if (i) sqlite3_str_appendchar(p, 1, '|');
-      switch (sqlite3_column_type(pStmt, i)) {
-        case SQLITE_INTEGER: sqlite3_str_appendf(p, "%lld", sqlite3_column_int64(pStmt, i)); break;
-        case SQLITE_FLOAT: sqlite3_str_appendf(p, "%.4f", sqlite3_column_double(pStmt, i)); break;
-        case SQLITE_NULL: sqlite3_str_appendall(p, "NULL"); break;
-        default: sqlite3_str_appendall(p, (const char *)sqlite3_column_text(pStmt, i)); break;
-      }
-    }
-  }
-  if (rc != SQLITE_DONE) fail_msg("query failed: %s\n  in: %s", sqlite3_errmsg(db), zSql);
-  sqlite3_finalize(pStmt);
-  char *z = sqlite3_str_finish(p);
-  return z ? z : sqlite3_mprintf("");
+/* Every row of zSql must be zWant: columns joined by '|', rows by ','; reals with 4 decimals. */
+static void expect_rows(sqlite3 *db, const char *zSql, const char *zWant) {
+  tu_expect_rows(db, zSql, ",", "%.4f", zWant);
 }
 
-static void expect_rows(sqlite3 *db, const char *zSql, const char *zWant) {
-  char *z = rows_of(db, zSql);
-  if (strcmp(z, zWant) != 0) fail_msg("got '%s', expected '%s'\n  in: %s", z, zWant, zSql);
-  sqlite3_free(z);
+/* expect_rows of the SQL sqlite3_mprintf(zFmt, ...). */
+static void expect_rows_fmt(sqlite3 *db, const char *zWant, const char *zFmt, ...) {
+  va_list ap;
+  va_start(ap, zFmt);
+  char *zSql = sqlite3_vmprintf(zFmt, ap);
+  va_end(ap);
+  expect_rows(db, zSql, zWant);
+  sqlite3_free(zSql);
 }
 
 /* The EXPLAIN QUERY PLAN details of zSql, joined by "; ". */
@@ -634,15 +588,7 @@ static void check_among(sqlite3 *db, const IndexCase *pCase, const int *aExtra, 
     double aBestDist[16];
     for (int j = 0; j < n; j++) {
       if (!g_alive[aPick[j]]) continue;
-      double r = tu_ref_distance(g_vec[aPick[j]], q, DIM, M_L2);
-      int k = nBest++;
-      while (k > 0 && aBestDist[k - 1] > r) {
-        aBestDist[k] = aBestDist[k - 1];
-        aBest[k] = aBest[k - 1];
-        k--;
-      }
-      aBestDist[k] = r;
-      aBest[k] = aPick[j];
+      tu_topk_add(aBest, aBestDist, &nBest, 16, aPick[j], tu_ref_distance(g_vec[aPick[j]], q, DIM, M_L2));
     }
     sqlite3_str *pR = sqlite3_str_new(0), *pI = sqlite3_str_new(0);
     for (int j = 0; j < n; j++) {
@@ -727,7 +673,7 @@ static void check_radius_big(sqlite3 *db, const IndexCase *pCase) {
 /* A bad search_params name is an error whatever the plan: among a rowid set, with a declared-column filter
 ** (exact among few matches, or MMR), not only when the index itself is searched. */
 static void check_params_everywhere(sqlite3 *db) {
-  char *zQ = vec_json(g_aQ, DIM);
+  char *zQ = tu_vec_json(g_aQ, DIM);
   const char *azMore[] = {"AND k = 5 AND page = 3", "AND k = 3 AND rowid IN (1, 2, 3, 4)", "AND k = 3 AND id = 'r5'",
                           "AND lambda_mult = 0.5 AND page = 3"};
   for (int v = 0; v < 4; v++) {
@@ -741,7 +687,7 @@ static void check_params_everywhere(sqlite3 *db) {
 
 /* search_params: a bad name or form is a clear error. */
 static void check_params(sqlite3 *db, const IndexCase *pCase) {
-  char *zQ = vec_json(g_aQ, DIM);
+  char *zQ = tu_vec_json(g_aQ, DIM);
   const char *azMore[] = {"AND k = 5", "AND k = 5 AND page >= 50", "AND lambda_mult = 0.5",
                           "AND json_extract(metadata,'$.p') = 3 LIMIT 5"};
   for (int v = 0; v < 4; v++) {
@@ -796,13 +742,13 @@ static void run_case(const IndexCase *pCase) {
   clock_gettime(CLOCK_MONOTONIC, &t0);
   char zFile[64];
   snprintf(zFile, sizeof(zFile), "sem_%s.db", pCase->zName);
-  sqlite3 *db = open_fresh(zFile);
+  sqlite3 *db = tu_open_fresh(zFile);
   if (pCase->zCreateParams) {
-    exec_fmt(db, "CREATE VIRTUAL TABLE t USING vecstore(dim = %d, index = '%q', search_params = '%q', page INTEGER, "
-                 "source TEXT, price REAL)", DIM, pCase->zFactory, pCase->zCreateParams);
+    tu_exec_fmt(db, "CREATE VIRTUAL TABLE t USING vecstore(dim = %d, index = '%q', search_params = '%q', page INTEGER, "
+                    "source TEXT, price REAL)", DIM, pCase->zFactory, pCase->zCreateParams);
   } else {
-    exec_fmt(db, "CREATE VIRTUAL TABLE t USING vecstore(dim = %d, index = '%q', page INTEGER, source TEXT, price REAL)",
-             DIM, pCase->zFactory);
+    tu_exec_fmt(db, "CREATE VIRTUAL TABLE t USING vecstore(dim = %d, index = '%q', page INTEGER, source TEXT, "
+                    "price REAL)", DIM, pCase->zFactory);
   }
   model_reset();
   tu_exec(db, "BEGIN");
@@ -845,7 +791,7 @@ static void run_case(const IndexCase *pCase) {
   sqlite3_free(zRef);
   check_declared(db, pCase, "rolled");
   check_params_everywhere(db);
-  close_db(db, zFile);
+  tu_close_remove(db, zFile);
   if (g_pSoft) {
     static char zMsg[4096];
     char *z = sqlite3_str_finish(g_pSoft);
@@ -893,67 +839,46 @@ static const char *zFakeQuery = "'[1,1,1,1,1,1,1,1,1,0]'";
 static void test_fetch_k_postfilter(void **state) {
   (void)state;
   const char *azIndex[] = {"Flat", "HNSW32"};
-  sqlite3 *db = open_fresh("fetchk.db");
+  sqlite3 *db = tu_open_fresh("fetchk.db");
   for (int x = 0; x < 2; x++) {
-    exec_fmt(db, "CREATE VIRTUAL TABLE f USING vecstore(dim = 10, index = '%q')", azIndex[x]);
+    tu_exec_fmt(db, "CREATE VIRTUAL TABLE f USING vecstore(dim = 10, index = '%q')", azIndex[x]);
     tu_exec(db, "INSERT INTO f(rowid, id, content, metadata, embedding) VALUES "
                 "(12, 'c', 'text 2', '{\"page\": 2}', '[1,1,1,1,1,1,1,1,1,2]'), "
                 "(10, 'a', 'text 0', '{\"page\": 0}', '[1,1,1,1,1,1,1,1,1,0]'), "
                 "(11, 'b', 'text 1', '{\"page\": 1}', '[1,1,1,1,1,1,1,1,1,1]')");
     const char *azFilter[] = {"json_extract(metadata,'$.page') = 2", "content = 'text 2'"};
     for (int v = 0; v < 2; v++) {
-      char *zSql;
-      zSql = sqlite3_mprintf("SELECT rowid, distance FROM f WHERE embedding MATCH %s AND fetch_k = 2 AND %s", zFakeQuery,
-                             azFilter[v]);
-      expect_rows(db, zSql, "");
-      sqlite3_free(zSql);
-      zSql = sqlite3_mprintf("SELECT rowid, distance FROM f WHERE embedding MATCH %s AND fetch_k = 3 AND %s", zFakeQuery,
-                             azFilter[v]);
-      expect_rows(db, zSql, "12|4.0000");
-      sqlite3_free(zSql);
-      zSql = sqlite3_mprintf("SELECT rowid, distance FROM f WHERE embedding MATCH %s AND %s LIMIT 1", zFakeQuery,
-                             azFilter[v]);
-      expect_rows(db, zSql, "12|4.0000");
-      sqlite3_free(zSql);
-      zSql = sqlite3_mprintf("SELECT rowid, distance FROM f WHERE embedding MATCH %s AND fetch_k = 3 AND %s LIMIT 1",
-                             zFakeQuery, azFilter[v]);
-      expect_rows(db, zSql, "12|4.0000");
-      sqlite3_free(zSql);
-      zSql = sqlite3_mprintf("SELECT rowid, distance FROM f WHERE embedding MATCH %s AND fetch_k = 2 AND %s LIMIT 1",
-                             zFakeQuery, azFilter[v]);
-      expect_rows(db, zSql, "");
-      sqlite3_free(zSql);
+      const char *zF = azFilter[v];
+      expect_rows_fmt(db, "", "SELECT rowid, distance FROM f WHERE embedding MATCH %s AND fetch_k = 2 AND %s",
+                      zFakeQuery, zF);
+      expect_rows_fmt(db, "12|4.0000", "SELECT rowid, distance FROM f WHERE embedding MATCH %s AND fetch_k = 3 AND %s",
+                      zFakeQuery, zF);
+      expect_rows_fmt(db, "12|4.0000", "SELECT rowid, distance FROM f WHERE embedding MATCH %s AND %s LIMIT 1",
+                      zFakeQuery, zF);
+      expect_rows_fmt(db, "12|4.0000",
+                      "SELECT rowid, distance FROM f WHERE embedding MATCH %s AND fetch_k = 3 AND %s LIMIT 1",
+                      zFakeQuery, zF);
+      expect_rows_fmt(db, "", "SELECT rowid, distance FROM f WHERE embedding MATCH %s AND fetch_k = 2 AND %s LIMIT 1",
+                      zFakeQuery, zF);
     }
     /* Without a filter: the fetch_k nearest; k and fetch_k together: the smaller. */
-    char *zSql = sqlite3_mprintf("SELECT rowid, distance FROM f WHERE embedding MATCH %s AND fetch_k = 2", zFakeQuery);
-    expect_rows(db, zSql, "10|0.0000,11|1.0000");
-    sqlite3_free(zSql);
-    zSql = sqlite3_mprintf("SELECT rowid FROM f WHERE embedding MATCH %s AND fetch_k = 2 AND k = 5", zFakeQuery);
-    expect_rows(db, zSql, "10,11");
-    sqlite3_free(zSql);
-    zSql = sqlite3_mprintf("SELECT rowid FROM f WHERE embedding MATCH %s AND fetch_k = 0", zFakeQuery);
-    expect_rows(db, zSql, "");
-    sqlite3_free(zSql);
+    expect_rows_fmt(db, "10|0.0000,11|1.0000",
+                    "SELECT rowid, distance FROM f WHERE embedding MATCH %s AND fetch_k = 2", zFakeQuery);
+    expect_rows_fmt(db, "10,11", "SELECT rowid FROM f WHERE embedding MATCH %s AND fetch_k = 2 AND k = 5", zFakeQuery);
+    expect_rows_fmt(db, "", "SELECT rowid FROM f WHERE embedding MATCH %s AND fetch_k = 0", zFakeQuery);
     /* Inside a transaction an uncommitted nearer row pushes the farthest out of fetch_k = 3. */
     tu_exec(db, "BEGIN");
     tu_exec(db, "INSERT INTO f(rowid, content, metadata, embedding) VALUES (13, 'text 3', '{\"page\": 3}', "
                 "'[1,1,1,1,1,1,1,1,1,0.5]')");
-    zSql = sqlite3_mprintf("SELECT rowid FROM f WHERE embedding MATCH %s AND fetch_k = 3 AND "
-                           "json_extract(metadata,'$.page') = 2", zFakeQuery);
-    expect_rows(db, zSql, "");
-    sqlite3_free(zSql);
-    zSql = sqlite3_mprintf("SELECT rowid FROM f WHERE embedding MATCH %s AND fetch_k = 4 AND "
-                           "json_extract(metadata,'$.page') = 2", zFakeQuery);
-    expect_rows(db, zSql, "12");
-    sqlite3_free(zSql);
+    const char *zPage2 = "SELECT rowid FROM f WHERE embedding MATCH %s AND fetch_k = %d AND "
+                         "json_extract(metadata,'$.page') = 2";
+    expect_rows_fmt(db, "", zPage2, zFakeQuery, 3);
+    expect_rows_fmt(db, "12", zPage2, zFakeQuery, 4);
     tu_exec(db, "DELETE FROM f WHERE rowid = 11");
-    zSql = sqlite3_mprintf("SELECT rowid FROM f WHERE embedding MATCH %s AND fetch_k = 3 AND "
-                           "json_extract(metadata,'$.page') = 2", zFakeQuery);
-    expect_rows(db, zSql, "12");
-    sqlite3_free(zSql);
+    expect_rows_fmt(db, "12", zPage2, zFakeQuery, 3);
     tu_exec(db, "ROLLBACK");
     /* Errors. */
-    zSql = sqlite3_mprintf("SELECT rowid FROM f WHERE embedding MATCH %s AND fetch_k = -1", zFakeQuery);
+    char *zSql = sqlite3_mprintf("SELECT rowid FROM f WHERE embedding MATCH %s AND fetch_k = -1", zFakeQuery);
     tu_expect_error(db, zSql, "vecstore: ", "fetch_k", "-1", NULL);
     sqlite3_free(zSql);
     zSql = sqlite3_mprintf("SELECT rowid FROM f WHERE embedding MATCH %s AND k = -2", zFakeQuery);
@@ -962,7 +887,7 @@ static void test_fetch_k_postfilter(void **state) {
     tu_expect_error(db, "SELECT rowid FROM f WHERE fetch_k = 2", "vecstore: ", "fetch_k", "MATCH", NULL);
     tu_exec(db, "DROP TABLE f");
   }
-  close_db(db, "fetchk.db");
+  tu_close_remove(db, "fetchk.db");
 }
 
 /* distance < r, <= r, score >= t, score > t against brute force, for every metric (Flat). */
@@ -974,35 +899,16 @@ static void test_radius(void **state) {
   uint64_t s = 99;
   for (int i = 0; i < N * D; i++) aVec[i] = (float)gauss(&s);
   for (int i = 0; i < 5 * D; i++) aQ[i] = (float)gauss(&s);
-  sqlite3 *db = open_fresh("radius.db");
+  sqlite3 *db = tu_open_fresh("radius.db");
   for (int m = 0; m < 3; m++) {
-    exec_fmt(db, "CREATE VIRTUAL TABLE r USING vecstore(dim = %d, metric = %s)", D, azMetric[m]);
-    tu_exec(db, "BEGIN");
-    sqlite3_stmt *pIns = tu_prepare(db, "INSERT INTO r(rowid, embedding) VALUES (?1, ?2)");
-    for (int i = 0; i < N; i++) {
-      sqlite3_bind_int(pIns, 1, i + 1);
-      sqlite3_bind_blob(pIns, 2, aVec + (size_t)i * D, D * 4, SQLITE_STATIC);
-      assert_int_equal(sqlite3_step(pIns), SQLITE_DONE);
-      sqlite3_reset(pIns);
-    }
-    sqlite3_finalize(pIns);
-    tu_exec(db, "COMMIT");
+    tu_exec_fmt(db, "CREATE VIRTUAL TABLE r USING vecstore(dim = %d, metric = %s)", D, azMetric[m]);
+    tu_insert_vectors(db, "INSERT INTO r(rowid, embedding) VALUES (?1, ?2)", aVec, N, D);
     for (int iQ = 0; iQ < 5; iQ++) {
       const float *q = aQ + iQ * D;
       /* brute force, sorted */
       int aRow[N];
       double aD[N];
-      for (int i = 0; i < N; i++) {
-        double r = tu_ref_distance(aVec + (size_t)i * D, q, D, m);
-        int j = i;
-        while (j > 0 && aD[j - 1] > r) {
-          aD[j] = aD[j - 1];
-          aRow[j] = aRow[j - 1];
-          j--;
-        }
-        aD[j] = r;
-        aRow[j] = i;
-      }
+      tu_brute_force(aVec, N, D, q, m, N, aRow, aD);
       Res top;
       run_query(db, "SELECT rowid, distance, score FROM r WHERE embedding MATCH ?1 AND k = 50", q, D, 0, 0, &top);
       assert_int_equal(top.n, 50);
@@ -1072,13 +978,13 @@ static void test_radius(void **state) {
     tu_exec(db, "DROP TABLE r");
   }
   free(aVec);
-  close_db(db, "radius.db");
+  tu_close_remove(db, "radius.db");
 }
 
 /* MMR: LangChain's FakeEmbeddings case, defaults, lambda_mult = 1, errors, and a declared-column filter. */
 static void test_mmr(void **state) {
   (void)state;
-  sqlite3 *db = open_fresh("mmr.db");
+  sqlite3 *db = tu_open_fresh("mmr.db");
   tu_exec(db, "CREATE VIRTUAL TABLE m USING vecstore(dim = 10, page INTEGER)");
   tu_exec(db, "INSERT INTO m(rowid, content, metadata, embedding, page) VALUES "
               "(1, 'foo', '{\"page\": 0}', '[1,1,1,1,1,1,1,1,1,0]', 0), "
@@ -1087,35 +993,23 @@ static void test_mmr(void **state) {
               "(4, 'foy', '{\"page\": 3}', '[1,1,1,1,1,1,1,1,1,3]', 3)");
   const char *zBase = "SELECT page, json_extract(metadata,'$.page'), distance FROM m WHERE embedding MATCH "
                       "'[1,1,1,1,1,1,1,1,1,0]'";
-  char *zSql = sqlite3_mprintf("%s AND k = 10 AND lambda_mult = 0.1", zBase);
-  expect_rows(db, zSql, "0|0|0.0000,3|3|9.0000,1|1|1.0000,2|2|4.0000");
-  sqlite3_free(zSql);
+  expect_rows_fmt(db, "0|0|0.0000,3|3|9.0000,1|1|1.0000,2|2|4.0000", "%s AND k = 10 AND lambda_mult = 0.1", zBase);
   /* Declared-column filter: MMR among the matching rows only. */
-  zSql = sqlite3_mprintf("%s AND k = 10 AND lambda_mult = 0.1 AND page = 1", zBase);
-  expect_rows(db, zSql, "1|1|1.0000");
-  sqlite3_free(zSql);
-  zSql = sqlite3_mprintf("%s AND k = 10 AND lambda_mult = 0.1 AND page >= 1", zBase);
-  expect_rows(db, zSql, "1|1|1.0000,3|3|9.0000,2|2|4.0000");
-  sqlite3_free(zSql);
-  zSql = sqlite3_mprintf("%s AND k = 2 AND lambda_mult = 0.1 AND page != 0", zBase);
-  expect_rows(db, zSql, "1|1|1.0000,3|3|9.0000");
-  sqlite3_free(zSql);
+  expect_rows_fmt(db, "1|1|1.0000", "%s AND k = 10 AND lambda_mult = 0.1 AND page = 1", zBase);
+  expect_rows_fmt(db, "1|1|1.0000,3|3|9.0000,2|2|4.0000", "%s AND k = 10 AND lambda_mult = 0.1 AND page >= 1", zBase);
+  expect_rows_fmt(db, "1|1|1.0000,3|3|9.0000", "%s AND k = 2 AND lambda_mult = 0.1 AND page != 0", zBase);
   /* lambda_mult = 1: plain distance order. */
-  zSql = sqlite3_mprintf("%s AND k = 10 AND lambda_mult = 1", zBase);
-  expect_rows(db, zSql, "0|0|0.0000,1|1|1.0000,2|2|4.0000,3|3|9.0000");
-  sqlite3_free(zSql);
+  expect_rows_fmt(db, "0|0|0.0000,1|1|1.0000,2|2|4.0000,3|3|9.0000", "%s AND k = 10 AND lambda_mult = 1", zBase);
   /* Inside a transaction, uncommitted rows take part. */
   tu_exec(db, "BEGIN");
   tu_exec(db, "INSERT INTO m(rowid, content, embedding, page) VALUES (5, 'far', '[1,1,1,1,1,1,1,1,1,4]', 4)");
   tu_exec(db, "DELETE FROM m WHERE rowid = 4");
-  zSql = sqlite3_mprintf("%s AND k = 10 AND lambda_mult = 0.1", zBase);
-  expect_rows(db, zSql, "0|0|0.0000,4|NULL|16.0000,1|1|1.0000,2|2|4.0000");
-  sqlite3_free(zSql);
+  expect_rows_fmt(db, "0|0|0.0000,4|NULL|16.0000,1|1|1.0000,2|2|4.0000", "%s AND k = 10 AND lambda_mult = 0.1", zBase);
   tu_exec(db, "ROLLBACK");
   /* Errors: lambda_mult outside 0..1 or not a number. */
   const char *azBad[] = {"1.5", "-0.1", "'abc'"};
   for (int i = 0; i < 3; i++) {
-    zSql = sqlite3_mprintf("%s AND lambda_mult = %s", zBase, azBad[i]);
+    char *zSql = sqlite3_mprintf("%s AND lambda_mult = %s", zBase, azBad[i]);
     tu_expect_error(db, zSql, "vecstore: ", "lambda_mult", NULL);
     sqlite3_free(zSql);
   }
@@ -1129,13 +1023,13 @@ static void test_mmr(void **state) {
   tu_exec(db, "BEGIN");
   for (int i = 0; i < 30; i++) {
     double th = i * 3.0 * M_PI / 180.0;
-    exec_fmt(db, "INSERT INTO a(rowid, embedding, page) VALUES (%d, '[%.9g,%.9g,0,0,0,0,0,0,0,0]', %d)", i + 1, cos(th),
-             sin(th), i % 3);
+    tu_exec_fmt(db, "INSERT INTO a(rowid, embedding, page) VALUES (%d, '[%.9g,%.9g,0,0,0,0,0,0,0,0]', %d)", i + 1,
+                cos(th), sin(th), i % 3);
   }
   tu_exec(db, "COMMIT");
   const char *zA = "SELECT rowid, distance FROM a WHERE embedding MATCH '[1,0,0,0,0,0,0,0,0,0]'";
   Res res;
-  zSql = sqlite3_mprintf("%s AND lambda_mult = 0", zA);
+  char *zSql = sqlite3_mprintf("%s AND lambda_mult = 0", zA);
   run_query(db, zSql, 0, 0, 0, 0, &res);
   sqlite3_free(zSql);
   if (res.n != 4) fail_msg("MMR without k gave %d rows, expected the default 4", res.n);
@@ -1172,18 +1066,18 @@ static void test_mmr(void **state) {
   }
   assert_int_equal(res.aRowid[0], 2);
   assert_int_equal(res.aRowid[1], 29); /* the farthest page-1 row: only 10 rows match, all are candidates */
-  close_db(db, "mmr.db");
+  tu_close_remove(db, "mmr.db");
 }
 
 /* Declared columns on a small table: scans and searches see updates and deletes, also before COMMIT; type errors. */
 static void test_declared_small(void **state) {
   (void)state;
-  sqlite3 *db = open_fresh("decl.db");
+  sqlite3 *db = tu_open_fresh("decl.db");
   tu_exec(db, "CREATE VIRTUAL TABLE d USING vecstore(dim = 2, page INTEGER, source TEXT, price REAL)");
   tu_exec(db, "BEGIN");
   for (int i = 1; i <= 20; i++) {
-    exec_fmt(db, "INSERT INTO d(rowid, id, embedding, page, source, price) VALUES (%d, 'd%d', '[%d, 0]', %d, %s, %g)",
-             i, i, i, i % 4, i % 5 == 0 ? "NULL" : (i % 2 ? "'odd'" : "'even'"), i * 1.5);
+    tu_exec_fmt(db, "INSERT INTO d(rowid, id, embedding, page, source, price) VALUES (%d, 'd%d', '[%d, 0]', %d, %s, "
+                    "%g)", i, i, i, i % 4, i % 5 == 0 ? "NULL" : (i % 2 ? "'odd'" : "'even'"), i * 1.5);
   }
   tu_exec(db, "COMMIT");
   expect_rows(db, "SELECT rowid FROM d WHERE page = 3", "3,7,11,15,19");
@@ -1232,7 +1126,7 @@ static void test_declared_small(void **state) {
   /* Numeric text and integral reals are accepted as INTEGER (as STRICT tables do). */
   tu_exec(db, "INSERT INTO d(rowid, embedding, page, price) VALUES (100, '[1, 1]', '7', 2)");
   expect_rows(db, "SELECT typeof(page), page, typeof(price), price FROM d WHERE rowid = 100", "integer|7|real|2.0000");
-  close_db(db, "decl.db");
+  tu_close_remove(db, "decl.db");
 }
 
 /* Declared-column filters on a table large enough for the cheap paths to differ: few matches are scored
@@ -1246,22 +1140,13 @@ static void test_declared_paths(void **state) {
   float *aVec = malloc(sizeof(float) * N * D);
   uint64_t s = 99;
   for (int i = 0; i < N * D; i++) aVec[i] = (float)tu_rand_unit(&s);
-  sqlite3 *db = open_fresh("paths.db");
+  sqlite3 *db = tu_open_fresh("paths.db");
   const char *azIndex[] = {"Flat", "HNSW16"};
   for (int x = 0; x < 2; x++) {
-    exec_fmt(db, "CREATE VIRTUAL TABLE t USING vecstore(dim = %d, index = '%s', search_params = '%s', m2 INTEGER, "
-             "m10 INTEGER, m100 INTEGER, m1000 INTEGER)", D, azIndex[x], x ? "efSearch=32" : "");
-    tu_exec(db, "BEGIN");
-    sqlite3_stmt *pIns = tu_prepare(db, "INSERT INTO t(rowid, embedding, m2, m10, m100, m1000) VALUES (?1, ?2, ?1 % 2, "
-                                        "?1 % 10, ?1 % 100, ?1 % 1000)");
-    for (int i = 1; i <= N; i++) {
-      sqlite3_bind_int64(pIns, 1, i);
-      sqlite3_bind_blob(pIns, 2, aVec + (size_t)(i - 1) * D, D * 4, SQLITE_STATIC);
-      assert_int_equal(sqlite3_step(pIns), SQLITE_DONE);
-      sqlite3_reset(pIns);
-    }
-    sqlite3_finalize(pIns);
-    tu_exec(db, "COMMIT");
+    tu_exec_fmt(db, "CREATE VIRTUAL TABLE t USING vecstore(dim = %d, index = '%s', search_params = '%s', m2 INTEGER, "
+                    "m10 INTEGER, m100 INTEGER, m1000 INTEGER)", D, azIndex[x], x ? "efSearch=32" : "");
+    tu_insert_vectors(db, "INSERT INTO t(rowid, embedding, m2, m10, m100, m1000) VALUES (?1, ?2, ?1 % 2, ?1 % 10, "
+                      "?1 % 100, ?1 % 1000)", aVec, N, D);
     for (int iM = 0; iM < 4; iM++) {
       int m = aMod[iM];
       for (int iQ = 0; iQ < Q; iQ++) {
@@ -1270,18 +1155,8 @@ static void test_declared_paths(void **state) {
         /* The exact filtered top 10. */
         int aTop[10], nTop = 0;
         double aTopD[10];
-        for (int i = 1; i <= N; i++) {
-          if (i % m != 0) continue;
-          double r = tu_ref_distance(q, aVec + (size_t)(i - 1) * D, D, M_L2);
-          if (nTop == 10 && r >= aTopD[9]) continue;
-          int j = nTop < 10 ? nTop++ : 9;
-          while (j > 0 && aTopD[j - 1] > r) {
-            aTopD[j] = aTopD[j - 1];
-            aTop[j] = aTop[j - 1];
-            j--;
-          }
-          aTopD[j] = r;
-          aTop[j] = i;
+        for (int i = m; i <= N; i += m) { /* the rows with m<m> = 0 */
+          tu_topk_add(aTop, aTopD, &nTop, 10, i, tu_ref_distance(q, aVec + (size_t)(i - 1) * D, D, M_L2));
         }
         char zSql[200];
         snprintf(zSql, sizeof(zSql), "SELECT rowid FROM t WHERE embedding MATCH ?1 AND m%d = 0 AND k = 10", m);
@@ -1323,13 +1198,13 @@ static void test_declared_paths(void **state) {
     tu_exec(db, "DROP TABLE t");
   }
   free(aVec);
-  close_db(db, "paths.db");
+  tu_close_remove(db, "paths.db");
 }
 
 /* EXPLAIN QUERY PLAN of searches reads like the query. */
 static void test_explain(void **state) {
   (void)state;
-  sqlite3 *db = open_fresh("eqp.db");
+  sqlite3 *db = tu_open_fresh("eqp.db");
   tu_exec(db, "CREATE VIRTUAL TABLE e USING vecstore(dim = 2, page INTEGER)");
   tu_exec(db, "INSERT INTO e(rowid, embedding, page) VALUES (1, '[1, 0]', 1), (2, '[0, 1]', 2)");
   expect_plan(db, "SELECT rowid FROM e WHERE embedding MATCH '[1, 0]' AND k = 5 AND page = 3", "match", 0);
@@ -1352,7 +1227,7 @@ static void test_explain(void **state) {
   expect_plan(db, "SELECT rowid FROM e WHERE embedding MATCH '[1, 0]' ORDER BY rowid DESC", "B-TREE", 0);
   expect_rows(db, "SELECT rowid FROM e WHERE embedding MATCH '[1, 0]' ORDER BY rowid DESC", "2,1");
   expect_rows(db, "SELECT rowid FROM e WHERE embedding MATCH '[1, 0]' ORDER BY distance DESC", "2,1");
-  close_db(db, "eqp.db");
+  tu_close_remove(db, "eqp.db");
 }
 
 /* Per-query search_params take effect (uniform data, where a narrow search visibly loses neighbours) and do not
@@ -1370,34 +1245,13 @@ static void test_search_params(void **state) {
   int *aTruth = malloc(sizeof(int) * Q * 10);
   double *aTruthDist = malloc(sizeof(double) * Q * 10);
   for (int iQ = 0; iQ < Q; iQ++) {
-    int n = 0;
-    for (int i = 0; i < N; i++) {
-      double r = tu_ref_distance(aVec + (size_t)i * D, aQ + (size_t)iQ * D, D, M_L2);
-      if (n == 10 && r >= aTruthDist[iQ * 10 + 9]) continue;
-      int j = n < 10 ? n++ : 9;
-      while (j > 0 && aTruthDist[iQ * 10 + j - 1] > r) {
-        aTruthDist[iQ * 10 + j] = aTruthDist[iQ * 10 + j - 1];
-        aTruth[iQ * 10 + j] = aTruth[iQ * 10 + j - 1];
-        j--;
-      }
-      aTruthDist[iQ * 10 + j] = r;
-      aTruth[iQ * 10 + j] = i;
-    }
+    tu_brute_force(aVec, N, D, aQ + (size_t)iQ * D, M_L2, 10, aTruth + iQ * 10, aTruthDist + iQ * 10);
   }
-  sqlite3 *db = open_fresh("params.db");
+  sqlite3 *db = tu_open_fresh("params.db");
   for (int x = 0; x < 3; x++) {
-    exec_fmt(db, "CREATE VIRTUAL TABLE p USING vecstore(dim = %d, index = '%q', search_params = '%q')", D, azIndex[x],
-             azLow[x]);
-    tu_exec(db, "BEGIN");
-    sqlite3_stmt *pIns = tu_prepare(db, "INSERT INTO p(rowid, embedding) VALUES (?1, ?2)");
-    for (int i = 0; i < N; i++) {
-      sqlite3_bind_int(pIns, 1, i + 1);
-      sqlite3_bind_blob(pIns, 2, aVec + (size_t)i * D, D * 4, SQLITE_STATIC);
-      assert_int_equal(sqlite3_step(pIns), SQLITE_DONE);
-      sqlite3_reset(pIns);
-    }
-    sqlite3_finalize(pIns);
-    tu_exec(db, "COMMIT");
+    tu_exec_fmt(db, "CREATE VIRTUAL TABLE p USING vecstore(dim = %d, index = '%q', search_params = '%q')", D,
+                azIndex[x], azLow[x]);
+    tu_insert_vectors(db, "INSERT INTO p(rowid, embedding) VALUES (?1, ?2)", aVec, N, D);
     if (x > 0) tu_exec(db, "INSERT INTO p(p) VALUES ('train')");
     /* 0: CREATE default (low), 1: per query high, 2: per query low, 3: default again */
     const char *azSql[] = {"SELECT rowid FROM p WHERE embedding MATCH ?1 AND k = 10",
@@ -1429,7 +1283,7 @@ static void test_search_params(void **state) {
     assert_true(aR[2] == aR[0]);
     assert_true(aR[3] == aR[0]);
     /* An unknown name, a malformed list: clear errors naming them. */
-    char *zQ = vec_json(aQ, D);
+    char *zQ = tu_vec_json(aQ, D);
     char *zSql = sqlite3_mprintf("SELECT rowid FROM p WHERE embedding MATCH '%q' AND k = 3 AND search_params = '%s'", zQ,
                                  x == 2 ? "efSearch=10" : "nprobe=4");
     tu_expect_error(db, zSql, "vecstore: ", x == 2 ? "efSearch" : "nprobe", NULL);
@@ -1440,7 +1294,7 @@ static void test_search_params(void **state) {
     sqlite3_free(zQ);
     tu_exec(db, "DROP TABLE p");
   }
-  close_db(db, "params.db");
+  tu_close_remove(db, "params.db");
   free(aVec);
   free(aQ);
   free(aTruth);
@@ -1450,7 +1304,7 @@ static void test_search_params(void **state) {
 /* LIMIT / OFFSET with an ORDER BY the table does not produce: SQLite sorts, so the table must not stop early. */
 static void test_order_by_limit(void **state) {
   (void)state;
-  sqlite3 *db = open_fresh("ordlim.db");
+  sqlite3 *db = tu_open_fresh("ordlim.db");
   tu_exec(db, "CREATE VIRTUAL TABLE e USING vecstore(dim = 2, page INTEGER)");
   tu_exec(db, "INSERT INTO e(rowid, id, content, embedding, page) VALUES (1, 'a', 'z', '[1, 0]', 1), "
               "(2, 'b', 'y', '[0, 1]', 2), (3, 'c', 'x', '[1, 1]', 3)");
@@ -1463,7 +1317,7 @@ static void test_order_by_limit(void **state) {
   expect_rows(db, "SELECT rowid FROM e ORDER BY id DESC LIMIT 1 OFFSET 1", "2");
   expect_rows(db, "SELECT rowid FROM e WHERE page >= 1 ORDER BY page DESC LIMIT 1", "3");
   expect_rows(db, "SELECT rowid FROM e ORDER BY rowid LIMIT 1 OFFSET 2", "3");
-  close_db(db, "ordlim.db");
+  tu_close_remove(db, "ordlim.db");
 }
 
 /* A deep filtered stream on HNSW (a low efSearch, a 10% SQL filter) must keep ORDER BY distance: it is consumed,
@@ -1471,20 +1325,13 @@ static void test_order_by_limit(void **state) {
 ** out of order. */
 static void test_hnsw_filtered_order(void **state) {
   (void)state;
-  sqlite3 *db = open_fresh("hnsworder.db");
-  tu_exec(db, "CREATE VIRTUAL TABLE t USING vecstore(dim = 16, index = 'HNSW32'); BEGIN");
-  sqlite3_stmt *pIns = tu_prepare(db, "INSERT INTO t(rowid, embedding) VALUES (?, ?)");
+  sqlite3 *db = tu_open_fresh("hnsworder.db");
+  tu_exec(db, "CREATE VIRTUAL TABLE t USING vecstore(dim = 16, index = 'HNSW32')");
   uint64_t seed = 7;
-  float v[16];
-  for (int i = 1; i <= 20000; i++) {
-    for (int j = 0; j < 16; j++) v[j] = (float)tu_rand_unit(&seed);
-    sqlite3_bind_int64(pIns, 1, i);
-    sqlite3_bind_blob(pIns, 2, v, sizeof(v), SQLITE_TRANSIENT);
-    assert_int_equal(sqlite3_step(pIns), SQLITE_DONE);
-    sqlite3_reset(pIns);
-  }
-  sqlite3_finalize(pIns);
-  tu_exec(db, "COMMIT");
+  float v[16], *aVec = malloc(sizeof(float) * 20000 * 16);
+  for (int i = 0; i < 20000 * 16; i++) aVec[i] = (float)tu_rand_unit(&seed);
+  tu_insert_vectors(db, "INSERT INTO t(rowid, embedding) VALUES (?, ?)", aVec, 20000, 16);
+  free(aVec);
   sqlite3_stmt *pQ = tu_prepare(db, "SELECT rowid, distance FROM t WHERE embedding MATCH ?1 AND rowid % 10 = 0 "
                                     "AND search_params = 'efSearch=12' ORDER BY distance LIMIT 10");
   int nBad = 0;
@@ -1506,7 +1353,7 @@ static void test_hnsw_filtered_order(void **state) {
   sqlite3_finalize(pQ);
   printf("    HNSW32 filtered ORDER BY distance LIMIT 10: %d of 50 queries out of order\n", nBad);
   assert_int_equal(nBad, 0);
-  close_db(db, "hnsworder.db");
+  tu_close_remove(db, "hnsworder.db");
 }
 
 int main(void) {

@@ -352,16 +352,14 @@ static void line_vec(float *v, double x0, double x1, double x2) {
 }
 
 static sqlite3 *open_table(const char *zName, const char *zIndex, char **pzPath) {
-  char *zPath = tu_path(zName);
-  tu_remove_db(zPath);
-  sqlite3 *db = tu_open(zPath);
+  sqlite3 *db = tu_open_fresh(zName);
   trace_reset();
   if (strcmp(zIndex, "Flat") == 0) {
     exec_ok(db, "CREATE VIRTUAL TABLE t USING vecstore(dim = 8, index = 'Flat')");
   } else {
     execf_ok(db, "CREATE VIRTUAL TABLE t USING vecstore(dim = 8, index = '%s', search_params = 'efSearch=256')", zIndex);
   }
-  *pzPath = zPath;
+  *pzPath = tu_path(zName);
   return db;
 }
 
@@ -378,6 +376,22 @@ static void seed_line(sqlite3 *db, Model *m, int n) {
     insert_row(db, m, r, r, v);
   }
   exec_ok(db, "COMMIT");
+}
+
+/* open_table, then a committed base of rows 1..nSeed on a line (seed_line) in a new model *pm. */
+static sqlite3 *open_seeded(const char *zName, const char *zIndex, int nSeed, char **pzPath, Model **pm) {
+  sqlite3 *db = open_table(zName, zIndex, pzPath);
+  *pm = model_new();
+  seed_line(db, *pm, nSeed);
+  return db;
+}
+
+/* Closes db, removes the database file zPath and frees zPath (sqlite3_malloc'd) and the model m (or 0). */
+static void close_table(sqlite3 *db, char *zPath, Model *m) {
+  sqlite3_close(db);
+  tu_remove_db(zPath);
+  sqlite3_free(zPath);
+  free(m);
 }
 
 static sqlite3 *reopen(sqlite3 *db, const char *zPath) {
@@ -443,13 +457,25 @@ static void expect_committed(sqlite3 *db, const Model *m, const char *zWhere) {
   check_all(db, m, zWhere);
 }
 
+/* COMMIT, then xCheck (the state m) "after COMMIT", 'integrity-check', and xCheck again "after COMMIT and reopen"
+** on a new connection, which is returned. */
+static sqlite3 *commit_and_reopen(sqlite3 *db, const char *zPath, const Model *m,
+                                  void (*xCheck)(sqlite3 *, const Model *, const char *)) {
+  exec_ok(db, "COMMIT");
+  xCheck(db, m, "after COMMIT");
+  exec_ok(db, "INSERT INTO t(t) VALUES ('integrity-check')");
+  db = reopen(db, zPath);
+  xCheck(db, m, "after COMMIT and reopen");
+  return db;
+}
+
 /* Inside BEGIN: inserted rows found at their distances, deleted ones gone, updated ones at their new place;
 ** ROLLBACK restores exactly the committed state; the same changes committed persist across a reopen. */
-static void read_your_writes(const char *zIndex) {
+static void read_your_writes(void **state) {
+  const char *zIndex = *state;
   char *zPath = 0;
-  sqlite3 *db = open_table("ryw.db", zIndex, &zPath);
-  Model *m = model_new(), *mCommitted = model_new();
-  seed_line(db, m, 40);
+  Model *m = 0, *mCommitted = model_new();
+  sqlite3 *db = open_seeded("ryw.db", zIndex, 40, &zPath, &m);
   *mCommitted = *m;
   expect_committed(db, m, "committed");
 
@@ -498,11 +524,7 @@ static void read_your_writes(const char *zIndex) {
   exec_ok(db, "BEGIN");
   apply_changes(db, m);
   expect_changed(db, m, "second transaction");
-  exec_ok(db, "COMMIT");
-  expect_changed(db, m, "after COMMIT");
-  exec_ok(db, "INSERT INTO t(t) VALUES ('integrity-check')");
-  db = reopen(db, zPath);
-  expect_changed(db, m, "after COMMIT and reopen");
+  db = commit_and_reopen(db, zPath, m, expect_changed);
 
   /* Autocommit statements see and keep their own changes; a later transaction over a changed index. */
   exec_ok(db, "BEGIN");
@@ -517,30 +539,17 @@ static void read_your_writes(const char *zIndex) {
   check_all(db, m, "after the third COMMIT");
   exec_ok(db, "INSERT INTO t(t) VALUES ('integrity-check')");
 
-  sqlite3_close(db);
-  tu_remove_db(zPath);
-  sqlite3_free(zPath);
-  free(m);
+  close_table(db, zPath, m);
   free(mCommitted);
-}
-
-static void test_read_your_writes_flat(void **state) {
-  (void)state;
-  read_your_writes("Flat");
-}
-
-static void test_read_your_writes_hnsw(void **state) {
-  (void)state;
-  read_your_writes("HNSW32");
 }
 
 /* Many pending changes at once (more than one index batch of rows touched): inserts nearer than every committed
 ** row, deletes of the committed nearest ones, updates moving rows away; ROLLBACK leaves only the committed rows. */
-static void rollback_many(const char *zIndex) {
+static void rollback_many(void **state) {
+  const char *zIndex = *state;
   char *zPath = 0;
-  sqlite3 *db = open_table("rollback.db", zIndex, &zPath);
-  Model *m = model_new(), *mCommitted = model_new();
-  seed_line(db, m, 200);
+  Model *m = 0, *mCommitted = model_new();
+  sqlite3 *db = open_seeded("rollback.db", zIndex, 200, &zPath, &m);
   *mCommitted = *m;
   float v[DIM];
   exec_ok(db, "BEGIN");
@@ -581,29 +590,16 @@ static void rollback_many(const char *zIndex) {
   exec_ok(db, "INSERT INTO t(t) VALUES ('integrity-check')");
   db = reopen(db, zPath);
   check_all(db, m, "after ROLLBACK and reopen");
-  sqlite3_close(db);
-  tu_remove_db(zPath);
-  sqlite3_free(zPath);
-  free(m);
+  close_table(db, zPath, m);
   free(mCommitted);
 }
 
-static void test_rollback_flat(void **state) {
-  (void)state;
-  rollback_many("Flat");
-}
-
-static void test_rollback_hnsw(void **state) {
-  (void)state;
-  rollback_many("HNSW32");
-}
-
 /* SAVEPOINT / ROLLBACK TO / RELEASE, nested, outer after inner, changes after ROLLBACK TO then COMMIT. */
-static void savepoints(const char *zIndex) {
+static void savepoints(void **state) {
+  const char *zIndex = *state;
   char *zPath = 0;
-  sqlite3 *db = open_table("savepoint.db", zIndex, &zPath);
-  Model *m = model_new(), *mA = model_new(), *mB = model_new(), *mC = model_new();
-  seed_line(db, m, 20);
+  Model *m = 0, *mA = model_new(), *mB = model_new(), *mC = model_new();
+  sqlite3 *db = open_seeded("savepoint.db", zIndex, 20, &zPath, &m);
   float v[DIM];
 
   /* SAVEPOINT outside BEGIN starts the transaction; RELEASE of it commits. */
@@ -700,11 +696,7 @@ static void savepoints(const char *zIndex) {
   exec_ok(db, "RELEASE s1");
   check_all(db, m, "after RELEASE s1 (still in BEGIN)");
   assert_int_equal(sqlite3_get_autocommit(db), 0);
-  exec_ok(db, "COMMIT");
-  check_all(db, m, "after COMMIT");
-  exec_ok(db, "INSERT INTO t(t) VALUES ('integrity-check')");
-  db = reopen(db, zPath);
-  check_all(db, m, "after COMMIT and reopen");
+  db = commit_and_reopen(db, zPath, m, check_all);
 
   /* Savepoints opened before the table's first write in the transaction, and one opened after its last. */
   *mA = *m;
@@ -757,32 +749,19 @@ static void savepoints(const char *zIndex) {
   exec_ok(db, "INSERT INTO u(u) VALUES ('integrity-check')");
   exec_ok(db, "INSERT INTO t(t) VALUES ('integrity-check')");
 
-  sqlite3_close(db);
-  tu_remove_db(zPath);
-  sqlite3_free(zPath);
-  free(m);
+  close_table(db, zPath, m);
   free(mA);
   free(mB);
   free(mC);
 }
 
-static void test_savepoints_flat(void **state) {
-  (void)state;
-  savepoints("Flat");
-}
-
-static void test_savepoints_hnsw(void **state) {
-  (void)state;
-  savepoints("HNSW32");
-}
-
 /* A statement failing half-way leaves nothing behind, in autocommit and inside BEGIN and a savepoint; the
 ** transaction's earlier changes survive. */
-static void statement_atomic(const char *zIndex) {
+static void statement_atomic(void **state) {
+  const char *zIndex = *state;
   char *zPath = 0;
-  sqlite3 *db = open_table("atomic.db", zIndex, &zPath);
-  Model *m = model_new();
-  seed_line(db, m, 10);
+  Model *m = 0;
+  sqlite3 *db = open_seeded("atomic.db", zIndex, 10, &zPath, &m);
   float v[DIM];
   /* src: rows 1..3 are new (near [50, ...]), row 4 repeats id 'id5', rows 5..6 are new again. */
   exec_ok(db, "CREATE TABLE src(n INTEGER PRIMARY KEY, rid INTEGER, id TEXT, emb TEXT);"
@@ -860,21 +839,8 @@ static void statement_atomic(const char *zIndex) {
   EXPECT_KNN(db, "9:0.0625 50:0.25 51:1", zNear50);
   assert_int_equal(int_of(db, "SELECT count(*) FROM t"), 16);
   exec_ok(db, "INSERT INTO t(t) VALUES ('integrity-check')");
-  sqlite3_close(db);
-  tu_remove_db(zPath);
-  sqlite3_free(zPath);
-  free(m);
+  close_table(db, zPath, m);
   free(mS);
-}
-
-static void test_statement_atomic_flat(void **state) {
-  (void)state;
-  statement_atomic("Flat");
-}
-
-static void test_statement_atomic_hnsw(void **state) {
-  (void)state;
-  statement_atomic("HNSW32");
 }
 
 /* k = N with rowid IN (...): the search runs among those rows only (SPEC), so N rows come back when N of them
@@ -882,9 +848,8 @@ static void test_statement_atomic_hnsw(void **state) {
 static void test_k_with_rowid_in(void **state) {
   (void)state;
   char *zPath = 0;
-  sqlite3 *db = open_table("rowid-in.db", "Flat", &zPath);
-  Model *m = model_new();
-  seed_line(db, m, 10);
+  Model *m = 0;
+  sqlite3 *db = open_seeded("rowid-in.db", "Flat", 10, &zPath, &m);
   exec_ok(db, "BEGIN");
   exec_ok(db, "INSERT INTO t(rowid, id, embedding) VALUES (201, 'id201', '[3,0,1,0,0,0,0,0]')");
   EXPECT_KNN(db, "3:0 2:1 201:1", "SELECT rowid, distance, id FROM t WHERE embedding MATCH '[3,0,0,0,0,0,0,0]' "
@@ -894,10 +859,18 @@ static void test_k_with_rowid_in(void **state) {
   exec_ok(db, "COMMIT");
   EXPECT_KNN(db, "3:0 2:1 201:1", "SELECT rowid, distance, id FROM t WHERE embedding MATCH '[3,0,0,0,0,0,0,0]' "
                                   "AND k = 3 AND rowid IN (2, 3, 201)");
-  sqlite3_close(db);
-  tu_remove_db(zPath);
-  sqlite3_free(zPath);
-  free(m);
+  close_table(db, zPath, m);
+}
+
+/* A search that Flat rejects (efSearch) and HNSW answers: which index a table really has. */
+static const char *zEf16 = "SELECT rowid, distance, id FROM t WHERE embedding MATCH '[3,0,0,0,0,0,0,0]' AND k = 1 "
+                           "AND search_params = 'efSearch=16'";
+
+/* The command zCommand on table t inside SAVEPOINT zName, then ROLLBACK TO zName (which stays open). */
+static void command_rolled_back(sqlite3 *db, const char *zName, const char *zCommand) {
+  execf_ok(db, "SAVEPOINT %s", zName);
+  execf_ok(db, "INSERT INTO t(t) VALUES ('%s')", zCommand);
+  execf_ok(db, "ROLLBACK TO %s", zName);
 }
 
 /* ROLLBACK TO undoes a command like any other write: an index switch rolled back to a savepoint must not take
@@ -905,36 +878,26 @@ static void test_k_with_rowid_in(void **state) {
 static void test_rollback_to_undoes_index_switch(void **state) {
   (void)state;
   char *zPath = 0;
-  sqlite3 *db = open_table("switch.db", "Flat", &zPath);
-  Model *m = model_new();
-  seed_line(db, m, 30);
-  const char *zEf = "SELECT rowid, distance, id FROM t WHERE embedding MATCH '[3,0,0,0,0,0,0,0]' AND k = 1 "
-                    "AND search_params = 'efSearch=16'";
-  exec_fail(db, zEf, "efSearch");
-  exec_ok(db, "SAVEPOINT a");
-  exec_ok(db, "INSERT INTO t(t) VALUES ('index=HNSW32')");
-  exec_ok(db, "ROLLBACK TO a");
+  Model *m = 0;
+  sqlite3 *db = open_seeded("switch.db", "Flat", 30, &zPath, &m);
+  exec_fail(db, zEf16, "efSearch");
+  command_rolled_back(db, "a", "index=HNSW32");
   exec_ok(db, "RELEASE a");
   check_all(db, m, "after a rolled-back index switch");
-  exec_fail(db, zEf, "efSearch"); /* still Flat */
+  exec_fail(db, zEf16, "efSearch"); /* still Flat */
   db = reopen(db, zPath);
-  exec_fail(db, zEf, "efSearch");
+  exec_fail(db, zEf16, "efSearch");
   /* The other way: an HNSW32 table stays HNSW32. */
   exec_ok(db, "INSERT INTO t(t) VALUES ('index=HNSW32')");
-  EXPECT_KNN(db, "3:0", zEf);
+  EXPECT_KNN(db, "3:0", zEf16);
   exec_ok(db, "BEGIN");
-  exec_ok(db, "SAVEPOINT b");
-  exec_ok(db, "INSERT INTO t(t) VALUES ('index=Flat')");
-  exec_ok(db, "ROLLBACK TO b");
+  command_rolled_back(db, "b", "index=Flat");
   exec_ok(db, "COMMIT");
-  EXPECT_KNN(db, "3:0", zEf);
+  EXPECT_KNN(db, "3:0", zEf16);
   db = reopen(db, zPath);
-  EXPECT_KNN(db, "3:0", zEf);
+  EXPECT_KNN(db, "3:0", zEf16);
   check_all(db, m, "after a rolled-back index switch and reopen");
-  sqlite3_close(db);
-  tu_remove_db(zPath);
-  sqlite3_free(zPath);
-  free(m);
+  close_table(db, zPath, m);
 }
 
 /* Search parameters for an index type switched to earlier in the same transaction (found by the crash harness):
@@ -943,26 +906,19 @@ static void test_rollback_to_undoes_index_switch(void **state) {
 static void test_params_after_index_switch(void **state) {
   (void)state;
   char *zPath = 0;
-  sqlite3 *db = open_table("switchparams.db", "Flat", &zPath);
-  Model *m = model_new();
-  seed_line(db, m, 30);
+  Model *m = 0;
+  sqlite3 *db = open_seeded("switchparams.db", "Flat", 30, &zPath, &m);
   exec_ok(db, "BEGIN");
   exec_ok(db, "INSERT INTO t(t) VALUES ('index=HNSW16')");
   exec_ok(db, "INSERT INTO t(t) VALUES ('search_params=efSearch=128')");
-  exec_ok(db, "SAVEPOINT a");
-  exec_ok(db, "INSERT INTO t(t) VALUES ('search_params=efSearch=64')");
-  exec_ok(db, "ROLLBACK TO a");
+  command_rolled_back(db, "a", "search_params=efSearch=64");
   exec_ok(db, "COMMIT");
   tu_expect_text(db, "SELECT value FROM t_config WHERE key = 'search_params'", "efSearch=128");
   tu_expect_text(db, "SELECT value FROM t_config WHERE key = 'index'", "HNSW16");
-  EXPECT_KNN(db, "3:0", "SELECT rowid, distance, id FROM t WHERE embedding MATCH '[3,0,0,0,0,0,0,0]' AND k = 1 "
-                        "AND search_params = 'efSearch=16'");
+  EXPECT_KNN(db, "3:0", zEf16);
   db = reopen(db, zPath);
   check_all(db, m, "after an index switch with parameters");
-  sqlite3_close(db);
-  tu_remove_db(zPath);
-  sqlite3_free(zPath);
-  free(m);
+  close_table(db, zPath, m);
 }
 
 /* A full MATCH returns every row, also on HNSW32 where the graph misses some (many equal vectors); inside a
@@ -987,9 +943,7 @@ static void test_full_match_hnsw_duplicates(void **state) {
   if (n != 1001) FAIL("inside BEGIN a full MATCH returned %lld of 1001 rows", n);
   assert_int_equal(int_of(db, zNear), 801);
   exec_ok(db, "ROLLBACK");
-  sqlite3_close(db);
-  tu_remove_db(zPath);
-  sqlite3_free(zPath);
+  close_table(db, zPath, 0);
 }
 
 /**************************************************************************************************
@@ -1313,10 +1267,7 @@ static void random_ops(const char *zIndex, uint64_t seed, int nOps) {
   }
   assert_true(s->nRollbackTo > 10 && s->nRollback > 10 && s->nCommit > 10 && s->nFailsExpected > 50);
 
-  sqlite3_close(s->db);
-  tu_remove_db(s->zPath);
-  sqlite3_free(s->zPath);
-  free(s->cur);
+  close_table(s->db, s->zPath, s->cur);
   free(s->com);
   for (int i = 0; i < MAX_SAVE; i++) free(s->aSave[i]);
 }
@@ -1331,12 +1282,14 @@ static void test_random_hnsw(void **state) {
   random_ops("HNSW32", 777, 3000);
 }
 
+/* The tests <zName>_flat and <zName>_hnsw: f(state) with *state the index, "Flat" or "HNSW32". */
+#define FLAT_AND_HNSW(zName, f) \
+  {#zName "_flat", f, NULL, NULL, (void *)"Flat"}, {#zName "_hnsw", f, NULL, NULL, (void *)"HNSW32"}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_read_your_writes_flat), cmocka_unit_test(test_read_your_writes_hnsw),
-      cmocka_unit_test(test_rollback_flat),         cmocka_unit_test(test_rollback_hnsw),
-      cmocka_unit_test(test_savepoints_flat),       cmocka_unit_test(test_savepoints_hnsw),
-      cmocka_unit_test(test_statement_atomic_flat), cmocka_unit_test(test_statement_atomic_hnsw),
+      FLAT_AND_HNSW(test_read_your_writes, read_your_writes), FLAT_AND_HNSW(test_rollback, rollback_many),
+      FLAT_AND_HNSW(test_savepoints, savepoints),             FLAT_AND_HNSW(test_statement_atomic, statement_atomic),
       cmocka_unit_test(test_k_with_rowid_in),
       cmocka_unit_test(test_rollback_to_undoes_index_switch),
       cmocka_unit_test(test_params_after_index_switch),

@@ -13,20 +13,7 @@
 #define g_zPath tu_fixture_path()
 
 /* Each test gets a fresh database file. */
-static int setup(void **state) {
-  (void)state;
-  return tu_fixture_open("write");
-}
-
-static int teardown(void **state) {
-  (void)state;
-  return tu_fixture_close();
-}
-
-static void expect_int(sqlite3 *db, const char *zSql, sqlite3_int64 iWant) {
-  sqlite3_int64 i = tu_int(db, zSql);
-  if (i != iWant) fail_msg("got %lld, expected %lld\n  in: %s", (long long)i, (long long)iWant, zSql);
-}
+TU_FIXTURES("write")
 
 /* The table of most tests: dim 4, l2, three rows at distinct distances from each other. */
 static void make_base(sqlite3 *db) {
@@ -205,15 +192,15 @@ static void test_insert_defaults(void **state) {
     sqlite3_reset(pIns);
   }
   sqlite3_finalize(pIns);
-  expect_int(g_db, "SELECT count(DISTINCT id) FROM t", 202);
-  expect_int(g_db, "SELECT count(*) FROM t WHERE length(id) = 36 AND metadata = '{}' AND content IS NULL", 202);
+  tu_expect_int(g_db, "SELECT count(DISTINCT id) FROM t", 202);
+  tu_expect_int(g_db, "SELECT count(*) FROM t WHERE length(id) = 36 AND metadata = '{}' AND content IS NULL", 202);
   pStmt = tu_prepare(g_db, "SELECT id FROM t");
   while (sqlite3_step(pStmt) == SQLITE_ROW) expect_uuid4((const char *)sqlite3_column_text(pStmt, 0));
   sqlite3_finalize(pStmt);
-  expect_int(g_db, "SELECT min(rowid) = 1 AND max(rowid) = 202 FROM t", 1);
+  tu_expect_int(g_db, "SELECT min(rowid) = 1 AND max(rowid) = 202 FROM t", 1);
   /* The id is a working key. */
   char *zSql = sqlite3_mprintf("SELECT rowid FROM t WHERE id = %Q", zId1);
-  expect_int(g_db, zSql, 1);
+  tu_expect_int(g_db, zSql, 1);
   sqlite3_free(zSql);
   char *zWant = sqlite3_mprintf("%s:0", zId2);
   expect_knn(g_db, "[0, 2, 0, 0]", 1, zWant);
@@ -231,7 +218,7 @@ static void test_insert_explicit(void **state) {
   assert_int_equal(sqlite3_last_insert_rowid(g_db), 100);
   tu_expect_text(g_db, "SELECT id || '|' || content || '|' || metadata FROM t WHERE rowid = 100",
               "doc-1|hello|{ \"page\" : 3, \"tags\": [\"a\", \"b\"] }");
-  expect_int(g_db, "SELECT json_extract(metadata, '$.page') FROM t WHERE id = 'doc-1'", 3);
+  tu_expect_int(g_db, "SELECT json_extract(metadata, '$.page') FROM t WHERE id = 'doc-1'", 3);
   /* The next assigned rowid follows the largest one, as in an ordinary rowid table. */
   tu_exec(g_db, "INSERT INTO t(id, embedding) VALUES ('doc-2', vecstore_vector('[0, 2, 0, 0]'))");
   assert_int_equal(sqlite3_last_insert_rowid(g_db), 101);
@@ -256,7 +243,7 @@ static void test_insert_explicit(void **state) {
 
   /* JSON text is stored as the canonical blob. */
   tu_exec(g_db, "INSERT INTO t(id, embedding) VALUES ('doc-4', ' [ 0.5, -1.25, 3, 1e-3 ] ')");
-  expect_int(g_db, "SELECT a.embedding = b.embedding FROM t a, t b WHERE a.id = 'doc-3' AND b.id = 'doc-4'", 1);
+  tu_expect_int(g_db, "SELECT a.embedding = b.embedding FROM t a, t b WHERE a.id = 'doc-3' AND b.id = 'doc-4'", 1);
   tu_expect_text(g_db, "SELECT typeof(embedding) || length(embedding) FROM t WHERE id = 'doc-4'", "blob16");
 
   /* rowid as text or real with an exact integer value, as for an ordinary table; an integer id becomes text. */
@@ -265,7 +252,7 @@ static void test_insert_explicit(void **state) {
   tu_expect_text(g_db, "SELECT group_concat(rowid || ':' || id || ':' || typeof(id), ' ') FROM (SELECT rowid, id FROM t "
                     "WHERE rowid IN (7, 8) ORDER BY rowid)",
               "7:doc-5:text 8:42:text");
-  expect_int(g_db, "SELECT rowid FROM t WHERE id = '42'", 8);
+  tu_expect_int(g_db, "SELECT rowid FROM t WHERE id = '42'", 8);
 
   /* Every row can be found at its own vector. */
   expect_knn(g_db, "[1, 0, 0, 0]", 1, "doc-1:0");
@@ -274,9 +261,9 @@ static void test_insert_explicit(void **state) {
   char *z = knn(g_db, "[0.5, -1.25, 3, 0.001]", 2);
   if (strcmp(z, "doc-3:0,doc-4:0") != 0 && strcmp(z, "doc-4:0,doc-3:0") != 0) fail_msg("got '%s'", z);
   sqlite3_free(z);
-  expect_int(g_db, "SELECT count(*) FROM t", 6);
-  expect_int(g_db, "SELECT count(*) FROM t_docs", 6);
-  expect_int(g_db, "SELECT count(*) FROM t_vectors", 6);
+  tu_expect_int(g_db, "SELECT count(*) FROM t", 6);
+  tu_expect_int(g_db, "SELECT count(*) FROM t_docs", 6);
+  tu_expect_int(g_db, "SELECT count(*) FROM t_vectors", 6);
 }
 
 /* Bad rows fail with a clear error and change nothing. */
@@ -363,7 +350,7 @@ static void test_duplicate_errcode(void **state) {
   sqlite3_bind_text(pStmt, 1, "delta", -1, SQLITE_STATIC);
   assert_int_equal(sqlite3_step(pStmt), SQLITE_DONE);
   sqlite3_finalize(pStmt);
-  expect_int(g_db, "SELECT count(*) FROM t", 4);
+  tu_expect_int(g_db, "SELECT count(*) FROM t", 4);
   expect_knn(g_db, "[5, 5, 5, 5]", 1, "delta:0");
 }
 
@@ -375,7 +362,7 @@ static void test_insert_or_replace(void **state) {
   assert_int_equal(exec_changes(g_db, "INSERT OR REPLACE INTO t(id, content, embedding) VALUES ('alpha', 'new', "
                                       "'[0, 0, 0, 4]')"),
                    1);
-  expect_int(g_db, "SELECT count(*) FROM t WHERE id = 'alpha'", 1);
+  tu_expect_int(g_db, "SELECT count(*) FROM t WHERE id = 'alpha'", 1);
   tu_expect_text(g_db, "SELECT content || metadata FROM t WHERE id = 'alpha'", "new{}");
   expect_knn(g_db, "[0, 0, 0, 4]", 1, "alpha:0");
   expect_knn(g_db, "[1, 0, 0, 0]", 3, "beta:5,gamma:10,alpha:17");
@@ -384,21 +371,21 @@ static void test_insert_or_replace(void **state) {
   /* By rowid. */
   tu_exec(g_db, "INSERT OR REPLACE INTO t(rowid, id, embedding) VALUES (2, 'beta2', '[5, 0, 0, 0]')");
   tu_expect_text(g_db, "SELECT id FROM t WHERE rowid = 2", "beta2");
-  expect_int(g_db, "SELECT count(*) FROM t WHERE id = 'beta'", 0);
+  tu_expect_int(g_db, "SELECT count(*) FROM t WHERE id = 'beta'", 0);
   expect_knn(g_db, "[5, 0, 0, 0]", 1, "beta2:0");
   expect_knn(g_db, "[0, 2, 0, 0]", 3, "gamma:13,alpha:20,beta2:29");
-  expect_int(g_db, "SELECT count(*) FROM t", 3);
-  expect_int(g_db, "SELECT count(*) FROM t_vectors", 3);
+  tu_expect_int(g_db, "SELECT count(*) FROM t", 3);
+  tu_expect_int(g_db, "SELECT count(*) FROM t_vectors", 3);
   /* REPLACE INTO, conflicting on rowid 3 (gamma) and id beta2 (rowid 2) at once: both rows replaced by one. */
   tu_exec(g_db, "REPLACE INTO t(rowid, id, embedding) VALUES (3, 'beta2', '[0, 0, 0, 9]')");
   tu_expect_text(g_db, "SELECT group_concat(rowid || ':' || id, ' ') FROM (SELECT rowid, id FROM t ORDER BY rowid)",
               "3:beta2 4:alpha");
   expect_knn(g_db, "[0, 0, 0, 9]", 5, "beta2:0,alpha:25");
-  expect_int(g_db, "SELECT count(*) FROM t_docs", 2);
-  expect_int(g_db, "SELECT count(*) FROM t_vectors", 2);
+  tu_expect_int(g_db, "SELECT count(*) FROM t_docs", 2);
+  tu_expect_int(g_db, "SELECT count(*) FROM t_vectors", 2);
   /* Without a conflict it is a plain insert. */
   tu_exec(g_db, "INSERT OR REPLACE INTO t(id, embedding) VALUES ('new', '[7, 7, 7, 7]')");
-  expect_int(g_db, "SELECT count(*) FROM t", 3);
+  tu_expect_int(g_db, "SELECT count(*) FROM t", 3);
   /* The same inside a transaction, searched before and after COMMIT, and from another connection. */
   tu_exec(g_db, "BEGIN; INSERT OR REPLACE INTO t(id, embedding) VALUES ('new', '[6, 0, 0, 0]')");
   expect_knn(g_db, "[6, 0, 0, 0]", 1, "new:0");
@@ -414,7 +401,7 @@ static void test_insert_or_replace(void **state) {
   tu_expect_text(g_db, "SELECT group_concat(rowid || ':' || id, ' ') FROM (SELECT rowid, id FROM t ORDER BY rowid)",
               "3:beta2 5:alpha");
   expect_knn(g_db, "[0, 0, 0, 4]", 3, "beta2:25,alpha:52");
-  expect_int(g_db, "SELECT count(*) FROM t_vectors", 2);
+  tu_expect_int(g_db, "SELECT count(*) FROM t_vectors", 2);
 }
 
 /* INSERT OR IGNORE skips conflicting rows and keeps the others. */
@@ -436,7 +423,7 @@ static void test_insert_or_ignore(void **state) {
   assert_int_equal(exec_changes(g_db, "INSERT OR IGNORE INTO t(id, embedding) VALUES ('d1', '[9, 0, 0, 0]'), "
                                       "('alpha', '[9, 9, 9, 9]'), ('d2', '[0, 9, 0, 0]'), ('d1', '[8, 8, 8, 8]')"),
                    2);
-  expect_int(g_db, "SELECT count(*) FROM t", 5);
+  tu_expect_int(g_db, "SELECT count(*) FROM t", 5);
   expect_knn(g_db, "[9, 0, 0, 0]", 1, "d1:0");
   expect_knn(g_db, "[0, 9, 0, 0]", 1, "d2:0");
   expect_knn_lacks(g_db, "[9, 9, 9, 9]", (const char *const[]){"zz", 0});
@@ -456,13 +443,13 @@ static void test_update(void **state) {
   expect_knn(g_db, "[1, 0, 0, 0]", 1, "alpha:0");
   /* metadata. */
   assert_int_equal(exec_changes(g_db, "UPDATE t SET metadata = '{\"g\": 5}' WHERE rowid = 2"), 1);
-  expect_int(g_db, "SELECT json_extract(metadata, '$.g') FROM t WHERE id = 'beta'", 5);
+  tu_expect_int(g_db, "SELECT json_extract(metadata, '$.g') FROM t WHERE id = 'beta'", 5);
   expect_fail(g_db, "UPDATE t SET metadata = '[1]' WHERE rowid = 2", 0, 0, 0, 1, "metadata", "JSON object", 0);
   expect_fail(g_db, "UPDATE t SET metadata = '{' WHERE rowid = 2", 0, 0, 0, 1, "metadata", 0, 0);
   /* id: to a free id, then to a taken one. */
   assert_int_equal(exec_changes(g_db, "UPDATE t SET id = 'alpha-2' WHERE id = 'alpha'"), 1);
-  expect_int(g_db, "SELECT count(*) FROM t WHERE id = 'alpha'", 0);
-  expect_int(g_db, "SELECT rowid FROM t WHERE id = 'alpha-2'", 1);
+  tu_expect_int(g_db, "SELECT count(*) FROM t WHERE id = 'alpha'", 0);
+  tu_expect_int(g_db, "SELECT rowid FROM t WHERE id = 'alpha-2'", 1);
   expect_knn(g_db, "[1, 0, 0, 0]", 1, "alpha-2:0");
   expect_fail(g_db, "UPDATE t SET id = 'beta' WHERE id = 'alpha-2'", 0, 0, SQLITE_CONSTRAINT, 1, "id", "beta", 0);
   expect_fail(g_db, "UPDATE t SET id = NULL WHERE id = 'alpha-2'", 0, 0, 0, 1, "id", 0, 0);
@@ -480,18 +467,18 @@ static void test_update(void **state) {
   expect_fail(g_db, "UPDATE t SET embedding = '[1, 1, NaN, 1]' WHERE id = 'gamma'", 0, 0, 0, 1, "non-finite", 0, 0);
   /* rowid: the row moves and keeps its vector. */
   assert_int_equal(exec_changes(g_db, "UPDATE t SET rowid = 50 WHERE id = 'beta'"), 1);
-  expect_int(g_db, "SELECT rowid FROM t WHERE id = 'beta'", 50);
-  expect_int(g_db, "SELECT count(*) FROM t WHERE rowid = 2", 0);
-  expect_int(g_db, "SELECT count(*) FROM t_vectors WHERE rowid = 2", 0);
-  expect_int(g_db, "SELECT count(*) FROM t_vectors WHERE rowid = 50", 1);
+  tu_expect_int(g_db, "SELECT rowid FROM t WHERE id = 'beta'", 50);
+  tu_expect_int(g_db, "SELECT count(*) FROM t WHERE rowid = 2", 0);
+  tu_expect_int(g_db, "SELECT count(*) FROM t_vectors WHERE rowid = 2", 0);
+  tu_expect_int(g_db, "SELECT count(*) FROM t_vectors WHERE rowid = 50", 1);
   tu_expect_text(g_db, "SELECT content || hex(embedding) FROM t WHERE rowid = 50", "B00000000000000400000000000000000");
-  expect_int(g_db, "SELECT rowid FROM t WHERE embedding MATCH '[0, 2, 0, 0]' AND k = 1", 50);
+  tu_expect_int(g_db, "SELECT rowid FROM t WHERE embedding MATCH '[0, 2, 0, 0]' AND k = 1", 50);
   expect_knn(g_db, "[0, 2, 0, 0]", 1, "beta:0");
   expect_fail(g_db, "UPDATE t SET rowid = 1 WHERE id = 'beta'", 0, 0, SQLITE_CONSTRAINT, 1, "rowid", "1", 0);
   expect_fail(g_db, "UPDATE t SET rowid = 'abc' WHERE id = 'beta'", 0, 0, SQLITE_MISMATCH, 0, 0, 0, 0);
   /* rowid and embedding at once. */
   tu_exec(g_db, "UPDATE t SET rowid = 60, embedding = '[0, 0, 5, 0]' WHERE id = 'gamma'");
-  expect_int(g_db, "SELECT rowid FROM t WHERE embedding MATCH '[0, 0, 5, 0]' AND k = 1", 60);
+  tu_expect_int(g_db, "SELECT rowid FROM t WHERE embedding MATCH '[0, 0, 5, 0]' AND k = 1", 60);
   expect_knn(g_db, "[0, 0, 0, 7]", 3, "alpha-2:50,beta:53,gamma:74");
   /* Several rows: changes() counts them; a statement failing on a later row changes nothing. */
   assert_int_equal(exec_changes(g_db, "UPDATE t SET content = 'all'"), 3);
@@ -524,9 +511,9 @@ static void test_delete(void **state) {
   assert_int_equal(exec_changes(g_db, "DELETE FROM t WHERE rowid = 2"), 1);
   assert_int_equal(exec_changes(g_db, "DELETE FROM t WHERE rowid = 999"), 0);
   assert_int_equal(exec_changes(g_db, "DELETE FROM t WHERE id = 'nobody'"), 0);
-  expect_int(g_db, "SELECT count(*) FROM t", 3);
-  expect_int(g_db, "SELECT count(*) FROM t_docs", 3);
-  expect_int(g_db, "SELECT count(*) FROM t_vectors", 3);
+  tu_expect_int(g_db, "SELECT count(*) FROM t", 3);
+  tu_expect_int(g_db, "SELECT count(*) FROM t_docs", 3);
+  tu_expect_int(g_db, "SELECT count(*) FROM t_vectors", 3);
   expect_knn(g_db, "[0, 0, 0, 0]", 10, "gamma:9,delta:16,eps:100");
   assert_int_equal(exec_changes(g_db, "DELETE FROM t WHERE json_extract(metadata, '$.g') = 2"), 2);
   expect_knn(g_db, "[0, 0, 0, 0]", 10, "eps:100");
@@ -545,7 +532,7 @@ static void test_delete(void **state) {
   tu_exec(g_db, "BEGIN; DELETE FROM t WHERE id = 'r'; INSERT INTO t(id, embedding) VALUES ('r', '[0, 0, 0, 1]'); COMMIT");
   sqlite3 *db2 = tu_open(g_zPath);
   expect_knn(db2, "[0, 0, 0, 0]", 10, "r:1,s:16");
-  expect_int(db2, "SELECT count(*) FROM t_vectors", 2);
+  tu_expect_int(db2, "SELECT count(*) FROM t_vectors", 2);
   sqlite3_close(db2);
 }
 
@@ -558,8 +545,8 @@ static void test_last_insert_rowid_and_changes(void **state) {
   assert_int_equal(sqlite3_last_insert_rowid(g_db), 1000);
   tu_exec(g_db, "INSERT INTO t(id, embedding) VALUES ('l', '[2, 2, 2, 2]')");
   assert_int_equal(sqlite3_last_insert_rowid(g_db), 1001);
-  expect_int(g_db, "SELECT last_insert_rowid()", 1001);
-  expect_int(g_db, "SELECT rowid FROM t WHERE id = 'l'", 1001);
+  tu_expect_int(g_db, "SELECT last_insert_rowid()", 1001);
+  tu_expect_int(g_db, "SELECT rowid FROM t WHERE id = 'l'", 1001);
   tu_exec(g_db, "INSERT INTO t(rowid, id, embedding) VALUES (7, 'm', '[3, 3, 3, 3]')");
   assert_int_equal(sqlite3_last_insert_rowid(g_db), 7);
   tu_exec(g_db, "INSERT INTO t(rowid, id, embedding) VALUES (-42, 'n', '[4, 4, 4, 4]')");
@@ -569,7 +556,7 @@ static void test_last_insert_rowid_and_changes(void **state) {
                                       "('o2', '[6, 0, 0, 0]'), ('o3', '[7, 0, 0, 0]')"),
                    3);
   assert_int_equal(sqlite3_last_insert_rowid(g_db), 1004);
-  expect_int(g_db, "SELECT rowid FROM t WHERE id = 'o3'", 1004);
+  tu_expect_int(g_db, "SELECT rowid FROM t WHERE id = 'o3'", 1004);
   /* Inside a transaction: unchanged by COMMIT. */
   tu_exec(g_db, "BEGIN; INSERT INTO t(rowid, id, embedding) VALUES (500, 'p', '[8, 0, 0, 0]')");
   assert_int_equal(sqlite3_last_insert_rowid(g_db), 500);
@@ -585,14 +572,14 @@ static void test_last_insert_rowid_and_changes(void **state) {
                                       "FROM c WHERE x < 1500) SELECT '[' || x || ', 1, 1, 1]' FROM c"),
                    1500);
   assert_int_equal(sqlite3_last_insert_rowid(g_db), 2504);
-  expect_int(g_db, "SELECT rowid FROM t WHERE embedding MATCH '[1500, 1, 1, 1]' AND k = 1", 2504);
+  tu_expect_int(g_db, "SELECT rowid FROM t WHERE embedding MATCH '[1500, 1, 1, 1]' AND k = 1", 2504);
   assert_int_equal(exec_changes(g_db, "DELETE FROM t WHERE rowid > 1004 AND rowid <= 2504"), 1500);
   assert_int_equal(sqlite3_last_insert_rowid(g_db), 2504);
   /* UPDATE / DELETE counts. */
   assert_int_equal(exec_changes(g_db, "UPDATE t SET content = 'x' WHERE id LIKE 'o%'"), 3);
   assert_int_equal(exec_changes(g_db, "DELETE FROM t WHERE id IN ('o1', 'o2', 'zz')"), 2);
   assert_int_equal(exec_changes(g_db, "DELETE FROM t WHERE id = 'zz'"), 0);
-  expect_int(g_db, "SELECT count(*) FROM t", 8);
+  tu_expect_int(g_db, "SELECT count(*) FROM t", 8);
   expect_knn(g_db, "[7, 0, 0, 0]", 2, "o3:0,p:1");
 }
 
@@ -606,8 +593,8 @@ static void expect_nothing_left(sqlite3 *db, Counts want, const char *zBefore, c
   expect_knn_lacks(db, "[5, 5, 5, 5]", azNew);
   expect_knn_lacks(db, "[6, 6, 6, 6]", azNew);
   expect_knn_lacks(db, "[8, 8, 8, 8]", azNew);
-  expect_int(db, "SELECT count(*) FROM t WHERE id IN ('n1', 'n2', 'n3')", 0);
-  expect_int(db, "SELECT count(*) FROM t_log WHERE rowid NOT IN (SELECT rowid FROM t_docs) AND op = 0", 0);
+  tu_expect_int(db, "SELECT count(*) FROM t WHERE id IN ('n1', 'n2', 'n3')", 0);
+  tu_expect_int(db, "SELECT count(*) FROM t_log WHERE rowid NOT IN (SELECT rowid FROM t_docs) AND op = 0", 0);
 }
 
 /* Multi-row statements whose later row fails leave nothing behind. */
@@ -643,7 +630,7 @@ static void test_multirow_atomic_autocommit(void **state) {
                                    "x + 1 FROM c WHERE x < 1500) SELECT CASE x WHEN 1500 THEN 'gamma' ELSE 'big' || x "
                                    "END, '[' || x || ', 5, 5, 5]' FROM c"));
   expect_nothing_left(g_db, want, zBefore, "1500-row INSERT ... SELECT");
-  expect_int(g_db, "SELECT count(*) FROM t_snapshot", nSnap);
+  tu_expect_int(g_db, "SELECT count(*) FROM t_snapshot", nSnap);
   expect_knn(g_db, "[2, 5, 5, 5]", 1, "gamma:58");
   /* The duplicate-id case reports a constraint error. */
   sqlite3_stmt *pStmt = tu_prepare(g_db, azFailing[0]);
@@ -661,7 +648,7 @@ static void test_multirow_atomic_autocommit(void **state) {
   expect_nothing_left(g_db, want, zBefore, "after reopening");
   tu_exec(g_db, "INSERT INTO t(id, embedding) VALUES ('n1', '[5, 5, 5, 5]'), ('n2', '[6, 6, 6, 6]')");
   expect_knn(g_db, "[5, 5, 5, 5]", 2, "n1:0,n2:4");
-  expect_int(g_db, "SELECT count(*) FROM t_vectors", 5);
+  tu_expect_int(g_db, "SELECT count(*) FROM t_vectors", 5);
   sqlite3_free(zBefore);
 }
 
@@ -685,10 +672,10 @@ static void test_multirow_atomic_in_transaction(void **state) {
   tu_exec(g_db, "COMMIT");
   sqlite3_free(zBefore);
 
-  expect_int(g_db, "SELECT count(*) FROM t", 5);
-  expect_int(g_db, "SELECT count(*) FROM t_docs", 5);
-  expect_int(g_db, "SELECT count(*) FROM t_vectors", 5);
-  expect_int(g_db, "SELECT count(*) FROM t_log WHERE rowid NOT IN (SELECT rowid FROM t_docs) AND op = 0", 0);
+  tu_expect_int(g_db, "SELECT count(*) FROM t", 5);
+  tu_expect_int(g_db, "SELECT count(*) FROM t_docs", 5);
+  tu_expect_int(g_db, "SELECT count(*) FROM t_vectors", 5);
+  tu_expect_int(g_db, "SELECT count(*) FROM t_log WHERE rowid NOT IN (SELECT rowid FROM t_docs) AND op = 0", 0);
   expect_knn(g_db, "[9, 0, 0, 0]", 1, "p1:0");
   expect_knn(g_db, "[0, 9, 0, 0]", 1, "p2:0");
   const char *const azNew[] = {"n1", "n2", "n3", 0};
@@ -718,13 +705,13 @@ static void test_conflict_modes(void **state) {
   sqlite3_free(zBefore);
   /* OR REPLACE of a row the same statement inserted: one row, the last vector. */
   tu_exec(g_db, "INSERT OR REPLACE INTO t(id, embedding) VALUES ('d', '[0, 0, 0, 5]'), ('d', '[0, 0, 0, 6]')");
-  expect_int(g_db, "SELECT count(*) FROM t WHERE id = 'd'", 1);
+  tu_expect_int(g_db, "SELECT count(*) FROM t WHERE id = 'd'", 1);
   expect_knn(g_db, "[0, 0, 0, 6]", 2, "d:0,alpha:37");
-  expect_int(g_db, "SELECT count(*) FROM t_vectors", 4);
+  tu_expect_int(g_db, "SELECT count(*) FROM t_vectors", 4);
   /* OR FAIL keeps the rows before the failing one. */
   sqlite3_free(tu_exec_error(g_db, "INSERT OR FAIL INTO t(id, embedding) VALUES ('f1', '[5, 5, 5, 5]'), "
                                    "('beta', '[6, 6, 6, 6]'), ('f2', '[7, 7, 7, 7]')"));
-  expect_int(g_db, "SELECT count(*) FROM t", 5);
+  tu_expect_int(g_db, "SELECT count(*) FROM t", 5);
   expect_knn(g_db, "[5, 5, 5, 5]", 1, "f1:0");
   expect_knn_lacks(g_db, "[7, 7, 7, 7]", (const char *const[]){"f2", 0});
   tu_expect_text(g_db, "SELECT hex(embedding) FROM t WHERE id = 'beta'", "00000000000000400000000000000000");
@@ -745,7 +732,7 @@ static void test_conflict_modes(void **state) {
   expect_knn(g_db, "[8, 8, 8, 8]", 1, "f1:36");
   sqlite3 *db2 = tu_open(g_zPath);
   expect_knn(db2, "[8, 8, 8, 8]", 1, "f1:36");
-  expect_int(db2, "SELECT count(*) FROM t", 5);
+  tu_expect_int(db2, "SELECT count(*) FROM t", 5);
   sqlite3_close(db2);
 }
 
@@ -762,9 +749,9 @@ static void test_rowid_extremes(void **state) {
   char *zSql = sqlite3_mprintf("SELECT id FROM t WHERE rowid = %lld", (long long)iNext);
   tu_expect_text(g_db, zSql, "next");
   sqlite3_free(zSql);
-  expect_int(g_db, "SELECT rowid = last_insert_rowid() FROM t WHERE embedding MATCH '[4, 4, 4, 4]' AND k = 1", 1);
+  tu_expect_int(g_db, "SELECT rowid = last_insert_rowid() FROM t WHERE embedding MATCH '[4, 4, 4, 4]' AND k = 1", 1);
   expect_knn(g_db, "[3, 3, 3, 3]", 1, "max:0");
-  expect_int(g_db, "SELECT rowid = 9223372036854775807 FROM t WHERE id = 'max'", 1);
+  tu_expect_int(g_db, "SELECT rowid = 9223372036854775807 FROM t WHERE id = 'max'", 1);
   expect_fail(g_db, "INSERT INTO t(rowid, id, embedding) VALUES (-9223372036854775808, 'min', '[1, 1, 1, 1]')", 0, 0,
               0, 1, "rowid", "-9223372036854775808", 0);
 }

@@ -46,6 +46,36 @@ sqlite3 *tu_open(const char *zPath) {
   return db;
 }
 
+sqlite3 *tu_open_again(const char *zName) {
+  char *zPath = tu_path(zName);
+  sqlite3 *db = tu_open(zPath);
+  sqlite3_free(zPath);
+  return db;
+}
+
+sqlite3 *tu_open_fresh(const char *zName) {
+  char *zPath = tu_path(zName);
+  tu_remove_db(zPath);
+  sqlite3_free(zPath);
+  return tu_open_again(zName);
+}
+
+void tu_close_remove(sqlite3 *db, const char *zName) {
+  assert_int_equal(sqlite3_close(db), SQLITE_OK);
+  char *zPath = tu_path(zName);
+  tu_remove_db(zPath);
+  sqlite3_free(zPath);
+}
+
+void tu_exec_fmt(sqlite3 *db, const char *zFmt, ...) {
+  va_list ap;
+  va_start(ap, zFmt);
+  char *zSql = sqlite3_vmprintf(zFmt, ap);
+  va_end(ap);
+  tu_exec(db, zSql);
+  sqlite3_free(zSql);
+}
+
 void tu_exec(sqlite3 *db, const char *zSql) {
   char *zErr = 0;
   int rc = sqlite3_exec(db, zSql, 0, 0, &zErr);
@@ -106,6 +136,61 @@ char *tu_text(sqlite3 *db, const char *zSql) {
   char *zOut = sqlite3_mprintf("%s", z ? (const char *)z : "NULL");
   sqlite3_finalize(pStmt);
   return zOut;
+}
+
+void tu_expect_int(sqlite3 *db, const char *zSql, sqlite3_int64 iWant) {
+  sqlite3_int64 i = tu_int(db, zSql);
+  if (i != iWant) fail_msg("got %lld, expected %lld\n  in: %s", (long long)i, (long long)iWant, zSql);
+}
+
+char *tu_rows(sqlite3 *db, const char *zSql, const char *zRowSep, const char *zRealFmt) {
+  sqlite3_stmt *pStmt = tu_prepare(db, zSql);
+  sqlite3_str *p = sqlite3_str_new(0);
+  int rc, nRow = 0;
+  while ((rc = sqlite3_step(pStmt)) == SQLITE_ROW) {
+    if (nRow++) sqlite3_str_appendall(p, zRowSep);
+    for (int i = 0; i < sqlite3_column_count(pStmt); i++) {
+      if (i) sqlite3_str_appendchar(p, 1, '|');
+      switch (sqlite3_column_type(pStmt, i)) {
+        case SQLITE_NULL: sqlite3_str_appendall(p, "NULL"); break;
+        case SQLITE_INTEGER: sqlite3_str_appendf(p, "%lld", sqlite3_column_int64(pStmt, i)); break;
+        case SQLITE_FLOAT: sqlite3_str_appendf(p, zRealFmt, sqlite3_column_double(pStmt, i)); break;
+        default: sqlite3_str_appendall(p, (const char *)sqlite3_column_text(pStmt, i)); break;
+      }
+    }
+  }
+  if (rc != SQLITE_DONE) fail_msg("query failed: %s\n  in: %s", sqlite3_errmsg(db), zSql);
+  sqlite3_finalize(pStmt);
+  char *z = sqlite3_str_finish(p);
+  return z ? z : sqlite3_mprintf("");
+}
+
+void tu_expect_rows(sqlite3 *db, const char *zSql, const char *zRowSep, const char *zRealFmt, const char *zWant) {
+  char *z = tu_rows(db, zSql, zRowSep, zRealFmt);
+  if (strcmp(z, zWant) != 0) fail_msg("got '%s', expected '%s'\n  in: %s", z, zWant, zSql);
+  sqlite3_free(z);
+}
+
+void tu_insert_vectors(sqlite3 *db, const char *zInsert, const float *aVec, int n, int d) {
+  tu_exec(db, "BEGIN");
+  sqlite3_stmt *pStmt = tu_prepare(db, zInsert);
+  for (int i = 0; i < n; i++) {
+    sqlite3_bind_int64(pStmt, 1, (sqlite3_int64)i + 1);
+    sqlite3_bind_blob(pStmt, 2, aVec + (size_t)i * d, d * 4, SQLITE_STATIC);
+    int rc = sqlite3_step(pStmt);
+    if (rc != SQLITE_DONE) fail_msg("insert of row %d failed: %s\n  in: %s", i, sqlite3_errmsg(db), zInsert);
+    sqlite3_reset(pStmt);
+  }
+  sqlite3_finalize(pStmt);
+  tu_exec(db, "COMMIT");
+}
+
+char *tu_vec_json(const float *a, int d) {
+  sqlite3_str *p = sqlite3_str_new(0);
+  sqlite3_str_appendchar(p, 1, '[');
+  for (int i = 0; i < d; i++) sqlite3_str_appendf(p, "%s%.9g", i ? "," : "", (double)a[i]);
+  sqlite3_str_appendchar(p, 1, ']');
+  return sqlite3_str_finish(p);
 }
 
 const char *tu_data_path(const char *zName) {
@@ -201,6 +286,27 @@ double tu_ref_score(double rDist, int eMetric) {
   if (eMetric == TU_L2) return 1.0 - sqrt(rDist) / sqrt(2.0);
   if (eMetric == TU_COSINE) return 1.0 - rDist;
   return -rDist;
+}
+
+void tu_topk_add(int *aRow, double *aDist, int *pn, int k, int iRow, double rDist) {
+  if (*pn == k && (k <= 0 || rDist >= aDist[k - 1])) return;
+  int j = *pn < k ? (*pn)++ : k - 1;
+  while (j > 0 && aDist[j - 1] > rDist) {
+    aDist[j] = aDist[j - 1];
+    aRow[j] = aRow[j - 1];
+    j--;
+  }
+  aDist[j] = rDist;
+  aRow[j] = iRow;
+}
+
+int tu_brute_force(const float *aBase, int nBase, int d, const float *q, int eMetric, int k, int *aRow,
+                   double *aDist) {
+  int n = 0;
+  for (int i = 0; i < nBase; i++) {
+    tu_topk_add(aRow, aDist, &n, k, i, tu_ref_distance(aBase + (size_t)i * d, q, d, eMetric));
+  }
+  return n;
 }
 
 uint64_t tu_chunk_checksum(uint64_t h, const unsigned char *a, size_t n) {
