@@ -392,3 +392,69 @@ int vs_columns_test(const VsColumns *p, const VsCondList *pList, i64 iRowid) {
   }
   return 1;
 }
+
+/**************************************************************************************************
+** Label bits: a condition searched again on an unchanged index is tested once per label, not once per candidate.
+*/
+
+void vs_columns_state(const VsColumns *p, i64 *piGen, i64 *piLogSeq) {
+  *piGen = p->iGen;
+  *piLogSeq = p->iLogSeq;
+}
+
+char *vs_cond_key(const VsCondList *pList) {
+  sqlite3_str *pStr = sqlite3_str_new(0);
+  for (int i = 0; i < pList->n; i++) {
+    const Cond *pC = &pList->a[i];
+    sqlite3_str_appendf(pStr, "%d:%d:%d(", pC->iCol, (int)pC->eOp, pC->nVal);
+    for (int j = 0; j < pC->nVal; j++) {
+      const CondValue *pV = &pC->aVal[j];
+      switch (pV->v.eType) {
+        case SQLITE_INTEGER: sqlite3_str_appendf(pStr, "i%lld,", pV->v.u.i); break;
+        case SQLITE_FLOAT: sqlite3_str_appendf(pStr, "r%!.17g,", pV->v.u.r); break;
+        case SQLITE_TEXT:
+        case SQLITE_BLOB:
+          sqlite3_str_appendf(pStr, "%c%d:", pV->v.eType == SQLITE_TEXT ? 't' : 'b', pV->v.n);
+          for (int k = 0; k < pV->v.n; k++) sqlite3_str_appendf(pStr, "%02x", (unsigned char)pV->z[k]);
+          sqlite3_str_appendchar(pStr, 1, ',');
+          break;
+        default: sqlite3_str_appendall(pStr, "n,"); break;
+      }
+    }
+    sqlite3_str_appendall(pStr, ")");
+  }
+  return sqlite3_str_finish(pStr);
+}
+
+int vs_label_bits_build(const VsColumns *pCols, const VsCondList *pList, const i64 *aRowid, i64 nLabel, char *zKey,
+                        VsLabelBits **pp) {
+  *pp = 0;
+  i64 nWord = (nLabel + 63) / 64;
+  VsLabelBits *p = sqlite3_malloc64(sizeof(*p) + (sqlite3_uint64)(nWord > 0 ? nWord : 1) * sizeof(uint64_t));
+  if (p == 0) {
+    sqlite3_free(zKey);
+    return SQLITE_NOMEM;
+  }
+  memset(p, 0, sizeof(*p));
+  p->nRef = 1;
+  p->zKey = zKey;
+  p->nLabel = nLabel;
+  p->iGen = pCols->iGen;
+  p->iLogSeq = pCols->iLogSeq;
+  for (i64 w = 0; w < nWord; w++) {
+    uint64_t x = 0;
+    for (i64 b = 0; b < 64 && w * 64 + b < nLabel; b++) {
+      i64 iRowid = aRowid[w * 64 + b];
+      if (iRowid != VS_TOMBSTONE && vs_columns_test(pCols, pList, iRowid)) x |= (uint64_t)1 << b;
+    }
+    p->aBit[w] = x;
+  }
+  *pp = p;
+  return SQLITE_OK;
+}
+
+void vs_label_bits_unref(VsLabelBits *p) {
+  if (p == 0 || --p->nRef > 0) return;
+  sqlite3_free(p->zKey);
+  sqlite3_free(p);
+}

@@ -331,6 +331,43 @@ static int sample_matches(VsCursor *pCur, i64 *pnHit, i64 *pnLive) {
   return SQLITE_OK;
 }
 
+/* The label bits of the cursor's conditions for the current index, when they can stand in for the conditions:
+** the table's cached ones when they match, else built when the same conditions are searched a second time in a
+** row (one test per label then, instead of one per candidate of every search). *pp NULL when there are none, or
+** when the transaction has changes (the bits describe committed rows only). */
+static int label_bits_for(VsCursor *pCur, VsLabelBits **pp) {
+  VsTable *pTab = cursor_table(pCur);
+  const VsIndex *pIdx = pTab->pIdx;
+  *pp = 0;
+  if (pTab->pColumns == 0 || pCur->pCond == 0 || !vs_pending_is_empty(&pTab->pending) || pTab->written.nUsed > 0) {
+    return SQLITE_OK;
+  }
+  char *zKey = vs_cond_key(pCur->pCond);
+  if (zKey == 0) return SQLITE_NOMEM;
+  i64 iGen = 0, iLogSeq = 0;
+  vs_columns_state(pTab->pColumns, &iGen, &iLogSeq);
+  VsLabelBits *pOld = pTab->pBits;
+  if (pOld && strcmp(pOld->zKey, zKey) == 0 && pOld->iStamp == pIdx->iStamp && pOld->iGen == iGen &&
+      pOld->iLogSeq == iLogSeq && pOld->nLabel == pIdx->nLabel) {
+    sqlite3_free(zKey);
+    *pp = pOld;
+    return SQLITE_OK;
+  }
+  if (pTab->zLastKey == 0 || strcmp(pTab->zLastKey, zKey) != 0) { /* first time: remember, do not build */
+    sqlite3_free(pTab->zLastKey);
+    pTab->zLastKey = zKey;
+    return SQLITE_OK;
+  }
+  VsLabelBits *pNew = 0;
+  int rc = vs_label_bits_build(pTab->pColumns, pCur->pCond, pIdx->aRowid, pIdx->nLabel, zKey, &pNew);
+  if (rc != SQLITE_OK) return rc;
+  pNew->iStamp = pIdx->iStamp;
+  vs_label_bits_unref(pTab->pBits);
+  pTab->pBits = pNew;
+  *pp = pNew;
+  return SQLITE_OK;
+}
+
 /* Starts the search of a query with declared-column conditions: exactly among the matching rows when they are
 ** few, else the index search with the conditions checked inside it on the declared columns in memory. */
 static int search_filtered(VsCursor *pCur, const float *aQuery, i64 nFirst) {
@@ -401,7 +438,11 @@ static int search_filtered(VsCursor *pCur, const float *aQuery, i64 nFirst) {
     if (nExpected < nBatch) nBatch = nExpected > 2 * nWant ? nExpected : 2 * nWant;
   }
   int bInside = !pTab->pIdx->bExact;
-  return vs_search_start(pTab, aQuery, nBatch, pCur->zParams, bInside ? keep_in_memory : 0, pCur, &pCur->pSearch);
+  VsLabelBits *pBits = 0;
+  rc = label_bits_for(pCur, &pBits);
+  if (rc != SQLITE_OK) return rc;
+  return vs_search_start(pTab, aQuery, nBatch, pCur->zParams, bInside ? keep_in_memory : 0, pCur, pBits,
+                         &pCur->pSearch);
 }
 
 /* The next row of the search stream that meets the declared-column conditions (checked again here: rows the
@@ -631,7 +672,7 @@ int vs_cursor_filter(sqlite3_vtab_cursor *pCursor, int idxNum, const char *idxSt
       rc = search_filtered(pCur, aQuery, nFirst);
     } else {
       i64 nAsk = pCur->bLambda ? (pCur->nFetchK >= 0 ? pCur->nFetchK : VS_MMR_DEFAULT_FETCH_K) : nFirst;
-      rc = vs_search_start(pTab, aQuery, nAsk > 0 ? nAsk : 1, pCur->zParams, 0, 0, &pCur->pSearch);
+      rc = vs_search_start(pTab, aQuery, nAsk > 0 ? nAsk : 1, pCur->zParams, 0, 0, 0, &pCur->pSearch);
     }
   }
   if (rc == SQLITE_OK && pCur->bLambda) rc = rerank_mmr(pCur, aQuery);

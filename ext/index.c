@@ -20,6 +20,13 @@
 #define VS_SNAPSHOT_MAGIC 0x58495356u /* "VSIX" */
 #define VS_SNAPSHOT_VERSION 2u /* 2: the flat codes and HNSW graph arrays in vecstore's own section */
 
+/* A process-wide counter: each VsIndex state (creation, every add and remove) gets a value never used before, so
+** that something derived from the label map (a label bitmap) can tell whether it still describes it. */
+static uint64_t next_stamp(void) {
+  static uint64_t iCounter = 0;
+  return __atomic_add_fetch(&iCounter, 1, __ATOMIC_RELAXED);
+}
+
 static FaissMetricType faiss_metric(VsMetric eMetric) {
   return eMetric == VS_METRIC_L2 ? METRIC_L2 : METRIC_INNER_PRODUCT;
 }
@@ -149,6 +156,7 @@ int vs_index_new(int nDim, VsMetric eMetric, const char *zDesc, VsIndex **ppIdx,
     return SQLITE_NOMEM;
   }
   memset(p, 0, sizeof(*p));
+  p->iStamp = next_stamp();
   p->nDim = nDim;
   p->eMetric = eMetric;
   p->zDesc = sqlite3_mprintf("%s", zDesc);
@@ -191,6 +199,7 @@ void vs_index_remove(VsIndex *p, i64 iRowid) {
   if (vs_i64map_get(&p->live, iRowid, &iLabel)) {
     p->aRowid[iLabel] = VS_TOMBSTONE;
     p->nTomb++;
+    p->iStamp = next_stamp();
     vs_i64map_remove(&p->live, iRowid);
   }
 }
@@ -233,6 +242,7 @@ int vs_index_add(VsIndex *p, i64 n, const i64 *aRowid, const float *aVec, char *
     if (vs_i64map_put(&p->live, aRowid[i], p->nLabel) != SQLITE_OK) return SQLITE_NOMEM;
     p->nLabel++;
   }
+  p->iStamp = next_stamp();
   return SQLITE_OK;
 }
 
@@ -301,12 +311,18 @@ typedef struct KeepCtx {
   const VsIndex *p;
   int (*xKeep)(void *, i64);
   void *pCtx;
+  const uint64_t *aBit; /* labels that may be candidates, or NULL */
 } KeepCtx;
 
-/* Selector callback: a label is a candidate when it is live and the caller's filter keeps its rowid. */
+/* Selector callback: a label is a candidate when its bit is set (when there are bits: they leave tombstones out),
+** it is live and the caller's filter keeps its rowid. */
 static int keep_label(void *pArg, i64 iLabel) {
   KeepCtx *pK = (KeepCtx *)pArg;
   if (iLabel < 0 || iLabel >= pK->p->nLabel) return 0;
+  if (pK->aBit) {
+    if (!((pK->aBit[iLabel >> 6] >> (iLabel & 63)) & 1)) return 0;
+    if (pK->xKeep == 0) return 1;
+  }
   i64 iRowid = pK->p->aRowid[iLabel];
   if (iRowid == VS_TOMBSTONE) return 0;
   return pK->xKeep == 0 || pK->xKeep(pK->pCtx, iRowid);
@@ -324,7 +340,7 @@ static float spec_distance(VsMetric eMetric, float rFaiss) {
 }
 
 int vs_index_search(VsIndex *p, const float *aQuery, i64 k, const char *zParams, int (*xKeep)(void *, i64),
-                    void *pCtx, float *aDist, i64 *aRowid, i64 *pnOut, char **pzErr) {
+                    void *pCtx, const uint64_t *aBit, float *aDist, i64 *aRowid, i64 *pnOut, char **pzErr) {
   *pnOut = 0;
   if (k > p->nLabel) k = p->nLabel;
   if (k <= 0 || vs_index_count(p) == 0) return SQLITE_OK;
@@ -334,11 +350,11 @@ int vs_index_search(VsIndex *p, const float *aQuery, i64 k, const char *zParams,
   float *aRawDist = sqlite3_malloc64((sqlite3_uint64)k * sizeof(float));
   i64 *aLabel = sqlite3_malloc64((sqlite3_uint64)k * sizeof(i64));
   int rc = (aRawDist && aLabel) ? SQLITE_OK : SQLITE_NOMEM;
-  KeepCtx keep = {p, xKeep, pCtx};
+  KeepCtx keep = {p, xKeep, pCtx, aBit};
   /* The exact stand-in takes no parameters, but they must still be valid for the index it stands in for. */
   if (rc == SQLITE_OK && p->bStandIn && p->pShape && zParams) rc = vs_faiss_check_params(p->pShape, zParams, pzErr);
   if (rc == SQLITE_OK) {
-    int bSelect = xKeep != 0 || p->nTomb > 0;
+    int bSelect = xKeep != 0 || p->nTomb > 0 || aBit != 0;
     VsFaissSearch req = {aIn, k, p->bStandIn ? 0 : zParams, bSelect ? keep_label : 0, &keep, aRawDist, aLabel};
     vs_faiss_threads(1);
     rc = vs_faiss_search(p->pFaiss, &req, pzErr);
@@ -428,6 +444,7 @@ int vs_index_read(FILE *f, i64 nByte, int nDim, VsMetric eMetric, VsIndex **ppId
   VsIndex *p = sqlite3_malloc(sizeof(*p));
   if (p == 0) return SQLITE_NOMEM;
   memset(p, 0, sizeof(*p));
+  p->iStamp = next_stamp();
   vs_i64map_init(&p->live);
   p->nDim = nDim;
   p->eMetric = eMetric;

@@ -43,6 +43,8 @@ struct VsSearch {
   VsI64Map emitted;      /* committed rowids already returned */
   int (*xFilter)(void *, i64); /* the caller's condition on committed rows, or NULL */
   void *pFilterCtx;
+  VsLabelBits *pBits;    /* the same condition as label bits, or NULL */
+  int bBitsUsed;         /* the index search in progress has the bits: keep_committed skips xFilter */
 };
 
 enum { STAGE_INDEX = 0, STAGE_EXACT = 1, STAGE_DONE = 2 };
@@ -124,6 +126,7 @@ void vs_search_free(VsSearch *p) {
   sqlite3_free(p->pending.a);
   sqlite3_free(p->batch.a);
   vs_i64map_clear(&p->emitted);
+  vs_label_bits_unref(p->pBits);
   sqlite3_free(p);
 }
 
@@ -133,7 +136,7 @@ static int keep_committed(void *pCtx, i64 iRowid) {
   VsSearch *p = (VsSearch *)pCtx;
   i64 iDummy;
   if (vs_pending_get(&p->pTab->pending, iRowid) != 0) return 0;
-  if (p->xFilter && !p->xFilter(p->pFilterCtx, iRowid)) return 0;
+  if (p->xFilter && !p->bBitsUsed && !p->xFilter(p->pFilterCtx, iRowid)) return 0;
   return p->emitted.nUsed == 0 || !vs_i64map_get(&p->emitted, iRowid, &iDummy);
 }
 
@@ -185,10 +188,16 @@ static int fetch_batch(VsSearch *p, i64 nAsk) {
     /* A selector costs a call per candidate in exhaustive scans: pass one only when something is excluded. */
     int (*xKeep)(void *, i64) = 0;
     int bPending = !vs_pending_is_empty(&p->pTab->pending);
-    if (pIdx->bExact && (bPending || p->emitted.nUsed > 0 || p->xFilter)) xKeep = keep_committed;
-    if (!pIdx->bExact && (bPending || p->xFilter)) xKeep = keep_untouched;
-    rc = vs_index_search(pIdx, p->aQuery, nAsk, zBatchParams ? zBatchParams : p->zParams, xKeep, p, aDist, aRowid,
-                         &n, &p->pTab->base.zErrMsg);
+    /* Label bits stand for the filter while they describe this index and the transaction changed nothing. */
+    const uint64_t *aBit = 0;
+    if (p->pBits && p->pBits->iStamp == pIdx->iStamp && !bPending && p->pTab->written.nUsed == 0) aBit = p->pBits->aBit;
+    int bFilter = p->xFilter && aBit == 0;
+    if (pIdx->bExact && (bPending || p->emitted.nUsed > 0 || bFilter)) xKeep = keep_committed;
+    if (!pIdx->bExact && (bPending || bFilter)) xKeep = keep_untouched;
+    p->bBitsUsed = aBit != 0;
+    rc = vs_index_search(pIdx, p->aQuery, nAsk, zBatchParams ? zBatchParams : p->zParams, xKeep, p, aBit, aDist,
+                         aRowid, &n, &p->pTab->base.zErrMsg);
+    p->bBitsUsed = 0;
   }
   sqlite3_free(zBatchParams);
   p->nBatchFound = n;
@@ -217,7 +226,7 @@ static int fetch_exact(VsSearch *p) {
 }
 
 int vs_search_start(VsTable *pTab, const float *aQuery, i64 nFirstBatch, const char *zParams,
-                    int (*xFilter)(void *, i64), void *pFilterCtx, VsSearch **pp) {
+                    int (*xFilter)(void *, i64), void *pFilterCtx, VsLabelBits *pBits, VsSearch **pp) {
   *pp = 0;
   int rc = vs_sync_read(pTab);
   if (rc != SQLITE_OK) return rc;
@@ -227,6 +236,8 @@ int vs_search_start(VsTable *pTab, const float *aQuery, i64 nFirstBatch, const c
   p->pTab = pTab;
   p->xFilter = xFilter;
   p->pFilterCtx = pFilterCtx;
+  if (pBits) pBits->nRef++;
+  p->pBits = pBits;
   vs_i64map_init(&p->emitted);
   size_t nByte = (size_t)pTab->pCfg->nDim * sizeof(float);
   p->aQuery = sqlite3_malloc64(nByte);

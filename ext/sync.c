@@ -272,10 +272,7 @@ int vs_sync_read(VsTable *pTab) {
   int bFull = pTab->pIdx == 0 || iGen != pTab->iGen || iLogSeq < pTab->iLogSeq;
   int bLogDamaged = 0;
   if (rc == SQLITE_OK) rc = log_damaged(pTab, iLogSeq, bFull, &bLogDamaged, pzErr);
-  if (rc == SQLITE_OK && bLogDamaged) { /* the columns in memory followed that log too */
-    vs_columns_free(pTab->pColumns);
-    pTab->pColumns = 0;
-  }
+  if (rc == SQLITE_OK && bLogDamaged) vs_sync_drop_columns(pTab); /* the columns in memory followed that log too */
   if (rc == SQLITE_OK && (bFull || bLogDamaged)) {
     rc = load_index(pTab, iGen, iLogSeq, bLogDamaged, pzErr);
   } else if (rc == SQLITE_OK && sqlite3_stricmp(zOldParams ? zOldParams : "", pTab->zSearchParams ? pTab->zSearchParams : "")) {
@@ -416,9 +413,15 @@ int vs_sync_commit(VsTable *pTab) {
 ** hold what it wrote. */
 static void drop_columns_read_in_write(VsTable *pTab) {
   if (!pTab->bColumnsInWrite) return;
+  vs_sync_drop_columns(pTab);
+  pTab->bColumnsInWrite = 0;
+}
+
+void vs_sync_drop_columns(VsTable *pTab) {
   vs_columns_free(pTab->pColumns);
   pTab->pColumns = 0;
-  pTab->bColumnsInWrite = 0;
+  vs_label_bits_unref(pTab->pBits); /* built from that copy */
+  pTab->pBits = 0;
 }
 
 int vs_sync_written(VsTable *pTab, i64 iRowid) { return vs_i64map_put(&pTab->written, iRowid, 1); }

@@ -194,6 +194,7 @@ typedef struct VsIndex {
   int bExact;      /* searches are exhaustive (Flat, or the stand-in) */
   i64 nTrainMin;   /* for a stand-in: the fewest vectors the real index trains on */
   VsFaissIndex *pShape; /* for a stand-in: the real index, untrained (validates search parameters) */
+  uint64_t iStamp; /* new, never used before, at creation and after every add and remove */
 } VsIndex;
 
 /* Creates an empty index for desc (the stand-in when desc needs training). */
@@ -221,11 +222,12 @@ int vs_index_apply_params(VsIndex *p, const char *zParams, char **pzErr);
 /* Minimum number of vectors the real index needs to train, and the automatic training threshold. */
 i64 vs_index_train_minimum(const VsIndex *p);
 i64 vs_index_train_threshold(const VsIndex *p);
-/* Searches the k nearest live labels; kept as in VsFaissSearch. Distances come back as SPEC distances,
-** sorted; *pnOut <= k results (rowids). */
+/* Searches the k nearest live labels; kept as in VsFaissSearch, and only labels whose bit is set in aBit when
+** it is given (one bit per label, built for this iStamp; tombstones clear). Distances come back as SPEC
+** distances, sorted; *pnOut <= k results (rowids). */
 int vs_index_search(VsIndex *p, const float *aQuery, i64 k, const char *zParams,
-                    int (*xKeep)(void *, i64), void *pCtx, float *aDist, i64 *aRowid, i64 *pnOut,
-                    char **pzErr);
+                    int (*xKeep)(void *, i64), void *pCtx, const uint64_t *aBit, float *aDist, i64 *aRowid,
+                    i64 *pnOut, char **pzErr);
 /* Serialises to / restores from a stdio stream: header, label map, Faiss index bytes. */
 int vs_index_write(VsIndex *p, FILE *f, char **pzErr);
 /* nByte: the stream's size, bounding what the header may claim. */
@@ -377,6 +379,25 @@ int vs_cond_add(VsCondList **pp, VsColType eType, int iCol, VsCondOp eOp, sqlite
 void vs_cond_free(VsCondList *p);
 /* 1 when the copy holds row iRowid and it meets every condition, else 0. */
 int vs_columns_test(const VsColumns *p, const VsCondList *pList, i64 iRowid);
+/* A canonical text of the conditions (columns, operators, values with their types), sqlite3_malloc'd. */
+char *vs_cond_key(const VsCondList *pList);
+
+/* One bit per label of an index state: set when the label is live and its row meets the conditions. Shared by
+** reference (a search keeps it while a newer one replaces it in the table's cache). */
+typedef struct VsLabelBits {
+  int nRef;
+  char *zKey;           /* vs_cond_key of the conditions */
+  uint64_t iStamp;      /* VsIndex.iStamp it was built for */
+  i64 iGen, iLogSeq;    /* the columns' state it was built from */
+  i64 nLabel;
+  uint64_t aBit[1];     /* (nLabel + 63) / 64 words */
+} VsLabelBits;
+/* Builds the bits of labels 0..nLabel-1 (aRowid: label -> rowid, VS_TOMBSTONE for none); takes zKey. */
+int vs_label_bits_build(const VsColumns *pCols, const VsCondList *pList, const i64 *aRowid, i64 nLabel, char *zKey,
+                        VsLabelBits **pp);
+void vs_label_bits_unref(VsLabelBits *p);
+/* The state (generation, log position) a copy reflects. */
+void vs_columns_state(const VsColumns *p, i64 *piGen, i64 *piLogSeq);
 
 /**************************************************************************************************
 ** sync.c: keeps a connection's Faiss index a faithful cache of the shadow tables.
@@ -404,6 +425,8 @@ typedef struct VsTable {
   VsI64Map written;       /* with declared columns: rowids the open transaction wrote (not undone by ROLLBACK TO) */
   VsColumns *pColumns;    /* the declared columns in memory, NULL until a search wants them */
   int bColumnsInWrite;    /* pColumns was brought up to date inside the open write transaction */
+  VsLabelBits *pBits;     /* label bits of the conditions searched last, once they were searched twice */
+  char *zLastKey;         /* vs_cond_key of the conditions of the last in-memory search */
   int bTestFilterInMemory; /* tests: every declared-column search takes the in-memory path
                            ** (environment variable VECSTORE_TEST_FILTER_IN_MEMORY at connect) */
 } VsTable;
@@ -420,6 +443,8 @@ void vs_sync_finish(VsTable *pTab, int bCommitted);
 int vs_sync_rebuild(VsTable *pTab, int bTrain, char **pzErr);
 /* Drops the cache; the next statement reloads it. */
 void vs_sync_invalidate(VsTable *pTab);
+/* Frees the declared columns in memory and what was derived from them (label bits). */
+void vs_sync_drop_columns(VsTable *pTab);
 /* Records that the open transaction wrote row iRowid's document (tables with declared columns). */
 int vs_sync_written(VsTable *pTab, i64 iRowid);
 /* The declared columns in memory, up to date with the committed state (after vs_sync_read); rows the open
@@ -437,8 +462,10 @@ typedef struct VsSearch VsSearch;
 /* aQuery has the table's dimension. zParams: per-query Faiss parameters or NULL. xFilter (NULL for none) keeps
 ** committed rows the transaction has not touched, inside the index search (the transaction's own vectors are
 ** not filtered). */
+/* pBits (NULL for none; a reference is taken) is the same filter as label bits: index batches use them instead of
+** xFilter while the index is in the state they were built for and the transaction has no changes. */
 int vs_search_start(VsTable *pTab, const float *aQuery, i64 nFirstBatch, const char *zParams,
-                    int (*xFilter)(void *, i64), void *pFilterCtx, VsSearch **pp);
+                    int (*xFilter)(void *, i64), void *pFilterCtx, VsLabelBits *pBits, VsSearch **pp);
 /* Searches only the rows aRowid[0..n) (distinct), exactly. */
 int vs_search_start_among(VsTable *pTab, const float *aQuery, const i64 *aRowid, i64 nRowid, VsSearch **pp);
 /* A stream of the given rows in the given order (MMR picks), with the given distances. */

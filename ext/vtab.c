@@ -34,7 +34,8 @@ static void table_free(VsTable *pTab) {
   vs_index_free(pTab->pIdx);
   vs_pending_clear(&pTab->pending);
   vs_i64map_clear(&pTab->written);
-  vs_columns_free(pTab->pColumns);
+  vs_sync_drop_columns(pTab);
+  sqlite3_free(pTab->zLastKey);
   sqlite3_finalize(pTab->pEmbedStmt);
   vs_storage_close(pTab->pStore);
   vs_config_free(pTab->pCfg);

@@ -145,7 +145,8 @@ static void random_condition(uint64_t *pState, Condition *pC, int *piParam) {
   }
 }
 
-/* Runs a search on t and the same condition on p (ordered by the same distance): the rowid lists must agree. */
+/* Runs a search on t twice (the second time the same conditions searched again in a row are tested through label
+** bits) and the same condition on p (ordered by the same distance): the rowid lists must agree. */
 static void compare_search(sqlite3 *db, const float *q, const Condition *aC, int nC, int k) {
   char zWhere[512] = "";
   int n = 0;
@@ -153,10 +154,10 @@ static void compare_search(sqlite3 *db, const float *q, const Condition *aC, int
   char *zT = sqlite3_mprintf("SELECT rowid FROM t WHERE embedding MATCH ?1%s AND k = %d", zWhere, k);
   char *zP = sqlite3_mprintf("SELECT rowid FROM p WHERE 1%s ORDER BY vecstore_distance(emb, ?1), rowid LIMIT %d",
                              zWhere, k);
-  static sqlite3_int64 aRow[2][1024];
-  int nRow[2] = {0, 0};
-  for (int t = 0; t < 2; t++) {
-    sqlite3_stmt *pStmt = tu_prepare(db, t ? zP : zT);
+  static sqlite3_int64 aRow[3][1024];
+  int nRow[3] = {0, 0, 0};
+  for (int t = 0; t < 3; t++) {
+    sqlite3_stmt *pStmt = tu_prepare(db, t == 1 ? zP : zT);
     sqlite3_bind_blob(pStmt, 1, q, DIM * (int)sizeof(float), SQLITE_TRANSIENT);
     int iParam = 2;
     for (int i = 0; i < nC; i++) {
@@ -164,11 +165,11 @@ static void compare_search(sqlite3 *db, const float *q, const Condition *aC, int
     }
     int rc;
     while ((rc = sqlite3_step(pStmt)) == SQLITE_ROW && nRow[t] < 1024) aRow[t][nRow[t]++] = sqlite3_column_int64(pStmt, 0);
-    if (rc != SQLITE_DONE && rc != SQLITE_ROW) fail_msg("%s: %s", t ? zP : zT, sqlite3_errmsg(db));
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) fail_msg("%s: %s", t == 1 ? zP : zT, sqlite3_errmsg(db));
     sqlite3_finalize(pStmt);
   }
-  int bSame = nRow[0] == nRow[1];
-  for (int i = 0; bSame && i < nRow[0]; i++) bSame = aRow[0][i] == aRow[1][i];
+  int bSame = nRow[0] == nRow[1] && nRow[2] == nRow[1];
+  for (int i = 0; bSame && i < nRow[0]; i++) bSame = aRow[0][i] == aRow[1][i] && aRow[2][i] == aRow[1][i];
   if (!bSame) {
     fprintf(stderr, "mismatch for%s (binds:", zWhere);
     for (int i = 0; i < nC; i++) {
@@ -178,6 +179,8 @@ static void compare_search(sqlite3 *db, const float *q, const Condition *aC, int
     for (int i = 0; i < nRow[0]; i++) fprintf(stderr, " %lld", aRow[0][i]);
     fprintf(stderr, "\n  sqlite   %d rows:", nRow[1]);
     for (int i = 0; i < nRow[1]; i++) fprintf(stderr, " %lld", aRow[1][i]);
+    fprintf(stderr, "\n  again    %d rows:", nRow[2]);
+    for (int i = 0; i < nRow[2]; i++) fprintf(stderr, " %lld", aRow[2][i]);
     fprintf(stderr, "\n");
   }
   sqlite3_free(zT);
@@ -531,6 +534,58 @@ static void test_ivf_exact_among_from_lists(void **state) {
   sqlite3_free(zPath);
 }
 
+/* The label bits of a condition searched again describe one state of the index and the columns: after another
+** connection's column-only update, a vector update, an insert, a delete or a transaction's own change, the same
+** condition searched once more must not answer from stale bits. */
+static void test_label_bits_follow_changes(void **state) {
+  (void)state;
+  char *zPath = tu_path("bits.db");
+  tu_remove_db(zPath);
+  for (int bHnsw = 0; bHnsw < 2; bHnsw++) {
+    setenv("VECSTORE_TEST_FILTER_IN_MEMORY", "1", 1);
+    sqlite3 *dbA = tu_open(zPath);
+    sqlite3 *dbB = tu_open(zPath);
+    char *zSql = sqlite3_mprintf("CREATE VIRTUAL TABLE t USING vecstore(dim=4, index='%s', ni INTEGER, nr REAL, nt TEXT, "
+                                 "nb BLOB); CREATE TABLE p(rowid INTEGER PRIMARY KEY, emb BLOB, ni INTEGER, nr REAL, "
+                                 "nt TEXT, nb BLOB)", bHnsw ? "HNSW16" : "Flat");
+    tu_exec(dbA, zSql);
+    sqlite3_free(zSql);
+    uint64_t s = 77;
+    tu_exec(dbA, "BEGIN");
+    for (int i = 1; i <= 400; i++) insert_row(dbA, &s, i);
+    tu_exec(dbA, "COMMIT");
+    float q[DIM] = {0.2f, 0.1f, -0.3f, 0.4f};
+    Condition c = {"ni = ?2", {"i:1"}, 1};
+    const char *const azChange[] = {
+        /* B: column-only updates that move rows into and out of the condition */
+        "UPDATE t SET ni = 1 WHERE rowid % 9 = 0; UPDATE p SET ni = 1 WHERE rowid % 9 = 0",
+        "UPDATE t SET ni = 2 WHERE ni = 1 AND rowid % 2 = 0; UPDATE p SET ni = 2 WHERE ni = 1 AND rowid % 2 = 0",
+        /* B: vector updates, inserts and deletes */
+        "UPDATE t SET embedding = vecstore_vector('[0.2, 0.1, -0.3, 0.4]') WHERE rowid IN (5, 6, 7); "
+        "UPDATE p SET emb = vecstore_vector('[0.2, 0.1, -0.3, 0.4]') WHERE rowid IN (5, 6, 7)",
+        "INSERT INTO t(rowid, embedding, ni) VALUES (1000, vecstore_vector('[0.2, 0.1, -0.3, 0.41]'), 1); "
+        "INSERT INTO p(rowid, emb, ni) VALUES (1000, vecstore_vector('[0.2, 0.1, -0.3, 0.41]'), 1)",
+        "DELETE FROM t WHERE ni = 1 AND rowid % 3 = 0; DELETE FROM p WHERE ni = 1 AND rowid % 3 = 0",
+        "INSERT INTO t(t) VALUES ('optimize')",
+    };
+    for (size_t i = 0; i < sizeof(azChange) / sizeof(azChange[0]); i++) {
+      compare_search(dbA, q, &c, 1, 30); /* searched twice: the second time through label bits */
+      tu_exec(dbB, azChange[i]);
+      compare_search(dbA, q, &c, 1, 30);
+    }
+    /* A's own transaction: its changes are checked with SQL, never through bits built before them */
+    compare_search(dbA, q, &c, 1, 30);
+    tu_exec(dbA, "BEGIN; UPDATE t SET ni = 1 WHERE rowid = 11; UPDATE p SET ni = 1 WHERE rowid = 11");
+    compare_search(dbA, q, &c, 1, 30);
+    tu_exec(dbA, "ROLLBACK");
+    compare_search(dbA, q, &c, 1, 30);
+    sqlite3_close(dbA);
+    sqlite3_close(dbB);
+    tu_remove_db(zPath);
+  }
+  sqlite3_free(zPath);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_stored_like_plain_table),
@@ -540,6 +595,7 @@ int main(void) {
       cmocka_unit_test(test_broad_condition_natural_path),
       cmocka_unit_test(test_ivf_broad_filter_recall),
       cmocka_unit_test(test_ivf_exact_among_from_lists),
+      cmocka_unit_test(test_label_bits_follow_changes),
   };
   return cmocka_run_group_tests(tests, 0, 0);
 }
