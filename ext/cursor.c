@@ -368,41 +368,15 @@ static int label_bits_for(VsCursor *pCur, VsLabelBits **pp) {
   return SQLITE_OK;
 }
 
-/* Starts the search of a query with declared-column conditions: exactly among the matching rows when they are
-** few, else the index search with the conditions checked inside it on the declared columns in memory. */
-static int search_filtered(VsCursor *pCur, const float *aQuery, i64 nFirst) {
-  VsTable *pTab = cursor_table(pCur);
+/* The rowids of the rows meeting the declared-column conditions, at most nLimit of them (through the columns'
+** indexes): *paRowid (sqlite3_malloc'd) and *pnMatch. */
+static int read_matches(VsCursor *pCur, i64 nLimit, i64 **paRowid, i64 *pnMatch) {
   sqlite3_stmt *pStmt = 0;
-  int rc = vs_sync_read(pTab);
-  if (rc != SQLITE_OK) return rc;
-  double rRows = (double)vs_index_count(pTab->pIdx) + (double)pTab->pending.last.nUsed;
-  i64 nWant = pCur->bLambda ? (pCur->nFetchK >= 0 ? pCur->nFetchK : VS_MMR_DEFAULT_FETCH_K) : nFirst;
-  /* Scoring m matching rows exactly costs m index reads (about 0.2-0.4 us each with the SQL that finds them)
-  ** when the index keeps full-precision vectors, else m reads from the vectors table (about 3 us each); an index
-  ** search with the conditions inside costs about what an unfiltered one does while they keep a good share of
-  ** the rows, but needs the columns in memory (read once per connection, then kept up to date from the log).
-  ** Measured on 1M x 128 (k = 10): exact scoring wins up to a few times sqrt(k * rows) matches on an approximate
-  ** index, and up to about 1/16 of the table on Flat. */
-  double rRoot = sqrt((nWant < 1 ? 1.0 : (double)nWant) * rRows);
-  int bKeepsVectors = vs_index_keeps_vectors(pTab->pIdx);
-  i64 nExactMax = (i64)((bKeepsVectors ? 8 : 4) * rRoot);
-  if (pTab->pIdx->bExact && nExactMax < (i64)(rRows / 16)) nExactMax = (i64)(rRows / 16);
-  if (nExactMax < 256) nExactMax = 256;
-  /* The columns in memory, when this connection already has them (kept up to date cheaply). */
-  if (pTab->pColumns) rc = vs_sync_columns(pTab, &(VsColumns *){0});
-  /* A condition that a sample shows most rows meet goes straight to the index search (at 10% of 1M rows,
-  ** reading the first nExactMax matches would cost more than the search): at least 6 hits in 128, and an estimate
-  ** past twice the threshold. Otherwise the matches themselves decide. */
-  i64 nHit = 0, nLive = 0;
-  if (rc == SQLITE_OK && nExactMax * 4 < (i64)rRows && !pTab->bTestFilterInMemory) rc = sample_matches(pCur, &nHit, &nLive);
-  if (rc != SQLITE_OK) return rc;
-  int bBroad = pTab->bTestFilterInMemory || (nHit >= 6 && (double)nHit / (double)nLive * rRows > 2.0 * (double)nExactMax);
-  /* The matching rowids, read only up to the threshold, so a condition most rows meet costs little. */
-  i64 *aRowid = 0, nMatch = bBroad ? nExactMax + 1 : 0, nAlloc = 0;
-  char *zAfter = sqlite3_mprintf(" LIMIT %lld", nExactMax + 1);
-  if (!bBroad) rc = zAfter ? prepare_filtered(pCur, "SELECT rowid FROM {docs} WHERE ", zAfter, &pStmt) : SQLITE_NOMEM;
+  i64 *aRowid = 0, nMatch = 0, nAlloc = 0;
+  char *zAfter = sqlite3_mprintf(" LIMIT %lld", nLimit);
+  int rc = zAfter ? prepare_filtered(pCur, "SELECT rowid FROM {docs} WHERE ", zAfter, &pStmt) : SQLITE_NOMEM;
   sqlite3_free(zAfter);
-  while (rc == SQLITE_OK && pStmt && sqlite3_step(pStmt) == SQLITE_ROW) {
+  while (rc == SQLITE_OK && sqlite3_step(pStmt) == SQLITE_ROW) {
     if (nMatch == nAlloc) {
       nAlloc = nAlloc ? nAlloc * 2 : 1024;
       i64 *aNew = sqlite3_realloc64(aRowid, (sqlite3_uint64)nAlloc * sizeof(i64));
@@ -416,16 +390,25 @@ static int search_filtered(VsCursor *pCur, const float *aQuery, i64 nFirst) {
   }
   int rc2 = pStmt ? sqlite3_finalize(pStmt) : SQLITE_OK;
   if (rc == SQLITE_OK) rc = rc2;
-  if (rc == SQLITE_OK && nMatch <= nExactMax) rc = vs_search_start_among(pTab, aQuery, aRowid, nMatch, &pCur->pSearch);
-  sqlite3_free(aRowid);
-  if (rc != SQLITE_OK || nMatch <= nExactMax) return rc; /* every row of an among search matches */
-  /* Many rows match: candidates are checked on the declared columns in memory. The k-th match lies about as deep
-  ** as the (k / selectivity)-th row of an unfiltered search, so the first batch is asked that deep as the sample
-  ** predicts it (16 k without a sample), twice that for HNSW. An approximate index checks inside its search
-  ** (HNSW then searches with ef = that depth; IVF probes more lists until it finds that many matches, where its
-  ** own nprobe finds too few); an exhaustive one would test every row (a cache miss each), so its candidates are
-  ** checked after the scan. */
-  rc = vs_sync_columns(pTab, &(VsColumns *){0});
+  if (rc != SQLITE_OK) {
+    sqlite3_free(aRowid);
+    aRowid = 0;
+  }
+  *paRowid = aRowid;
+  *pnMatch = nMatch;
+  return rc;
+}
+
+/* Starts a search whose candidates are checked on the declared columns in memory, for conditions many rows meet
+** (nHit of nLive sample rows, nHit 0 without a sample). The k-th match lies about as deep as the
+** (k / selectivity)-th row of an unfiltered search, so the first batch is asked as deep as the sample predicts
+** (16 k without a sample), twice that for HNSW. An approximate index checks inside its search (HNSW then searches
+** with ef = that depth; IVF probes more lists until it finds that many matches); an exhaustive one checks its
+** candidates after the scan (testing every row would cost a cache miss each), unless label bits make the test
+** cheap. */
+static int search_in_memory(VsCursor *pCur, const float *aQuery, i64 nWant, i64 nHit, i64 nLive) {
+  VsTable *pTab = cursor_table(pCur);
+  int rc = vs_sync_columns(pTab, &(VsColumns *){0});
   if (rc != SQLITE_OK) return rc;
   pCur->bInMemory = 1;
   if (nWant < 1) nWant = 1;
@@ -437,12 +420,49 @@ static int search_filtered(VsCursor *pCur, const float *aQuery, i64 nFirst) {
     i64 nExpected = nDepth * nWant * nLive / nHit;
     if (nExpected < nBatch) nBatch = nExpected > 2 * nWant ? nExpected : 2 * nWant;
   }
-  int bInside = !pTab->pIdx->bExact;
   VsLabelBits *pBits = 0;
   rc = label_bits_for(pCur, &pBits);
   if (rc != SQLITE_OK) return rc;
+  int bInside = !pTab->pIdx->bExact;
   return vs_search_start(pTab, aQuery, nBatch, pCur->zParams, bInside ? keep_in_memory : 0, pCur, pBits,
                          &pCur->pSearch);
+}
+
+/* Starts the search of a query with declared-column conditions: exactly among the matching rows when they are
+** few, else the index search with the conditions checked on the declared columns in memory. */
+static int search_filtered(VsCursor *pCur, const float *aQuery, i64 nFirst) {
+  VsTable *pTab = cursor_table(pCur);
+  int rc = vs_sync_read(pTab);
+  if (rc != SQLITE_OK) return rc;
+  double rRows = (double)vs_index_count(pTab->pIdx) + (double)pTab->pending.last.nUsed;
+  i64 nWant = pCur->bLambda ? (pCur->nFetchK >= 0 ? pCur->nFetchK : VS_MMR_DEFAULT_FETCH_K) : nFirst;
+  /* Scoring m matching rows exactly costs m index reads (about 0.2-0.4 us each with the SQL that finds them)
+  ** when the index keeps full-precision vectors, else m reads from the vectors table (about 3 us each); an index
+  ** search with the conditions inside costs about what an unfiltered one does while they keep a good share of
+  ** the rows, but needs the columns in memory (read once per connection, then kept up to date from the log).
+  ** Measured on 1M x 128 (k = 10): exact scoring wins up to a few times sqrt(k * rows) matches on an approximate
+  ** index, and up to about 1/16 of the table on Flat. */
+  double rRoot = sqrt((nWant < 1 ? 1.0 : (double)nWant) * rRows);
+  i64 nExactMax = (i64)((vs_index_keeps_vectors(pTab->pIdx) ? 8 : 4) * rRoot);
+  if (pTab->pIdx->bExact && nExactMax < (i64)(rRows / 16)) nExactMax = (i64)(rRows / 16);
+  if (nExactMax < 256) nExactMax = 256;
+  /* The columns in memory, when this connection already has them (kept up to date cheaply), serve the sample. */
+  if (pTab->pColumns) rc = vs_sync_columns(pTab, &(VsColumns *){0});
+  /* A condition that a sample shows most rows meet goes straight to the in-memory search (at 10% of 1M rows,
+  ** reading the first nExactMax matches would cost more than the search): at least 6 hits in 128, and an estimate
+  ** past twice the threshold. Otherwise the matches themselves decide. */
+  i64 nHit = 0, nLive = 0;
+  if (rc == SQLITE_OK && nExactMax * 4 < (i64)rRows && !pTab->bTestFilterInMemory) rc = sample_matches(pCur, &nHit, &nLive);
+  if (rc != SQLITE_OK) return rc;
+  int bBroad = pTab->bTestFilterInMemory || (nHit >= 6 && (double)nHit / (double)nLive * rRows > 2.0 * (double)nExactMax);
+  if (!bBroad) {
+    i64 *aRowid = 0, nMatch = 0;
+    rc = read_matches(pCur, nExactMax + 1, &aRowid, &nMatch);
+    if (rc == SQLITE_OK && nMatch <= nExactMax) rc = vs_search_start_among(pTab, aQuery, aRowid, nMatch, &pCur->pSearch);
+    sqlite3_free(aRowid);
+    if (rc != SQLITE_OK || nMatch <= nExactMax) return rc; /* every row of an among search matches */
+  }
+  return search_in_memory(pCur, aQuery, nWant, nHit, nLive);
 }
 
 /* The next row of the search stream that meets the declared-column conditions (checked again here: rows the
