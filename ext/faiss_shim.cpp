@@ -85,6 +85,23 @@ std::string faiss_message(const faiss::FaissException &e) {
   return m;
 }
 
+/* Inside a catch block: the exception being handled as an SQLite result, SQLITE_NOMEM for an allocation failure,
+** else SQLITE_ERROR with *pzErr "<zWhat>: <message>" (Faiss's message without its source location). */
+int caught(const char *zWhat, char **pzErr) {
+  try {
+    throw;
+  } catch (const faiss::FaissException &e) {
+    set_error(pzErr, std::string(zWhat) + ": " + faiss_message(e));
+  } catch (const std::bad_alloc &) {
+    return SQLITE_NOMEM;
+  } catch (const std::exception &e) {
+    set_error(pzErr, std::string(zWhat) + ": " + e.what());
+  } catch (...) {
+    set_error(pzErr, zWhat);
+  }
+  return SQLITE_ERROR;
+}
+
 struct CallbackSelector : faiss::IDSelector {
   int (*xKeep)(void *, vs_i64);
   void *pCtx;
@@ -281,14 +298,9 @@ int vs_faiss_search(FaissIndex_H *pIndex, VsFaissSearch *pReq, char **pzErr) {
       if (ivf) ivf->nprobe = nprobe, ivf->max_codes = max_codes;
     }
     return SQLITE_OK;
-  } catch (const faiss::FaissException &e) {
-    set_error(pzErr, "Faiss search failed: " + faiss_message(e));
-  } catch (const std::bad_alloc &) {
-    return SQLITE_NOMEM;
-  } catch (const std::exception &e) {
-    set_error(pzErr, std::string("Faiss search failed: ") + e.what());
+  } catch (...) {
+    return caught("Faiss search failed", pzErr);
   }
-  return SQLITE_ERROR;
 }
 
 int vs_faiss_check_params(FaissIndex_H *pIndex, const char *zParams, char **pzErr) {
@@ -687,14 +699,9 @@ int vs_faiss_snapshot_write(FaissIndex_H *pIndex, FILE *f, char **pzErr) {
     Detached detached(p);
     faiss::write_index(index, f);
     return SQLITE_OK;
-  } catch (const faiss::FaissException &e) {
-    set_error(pzErr, "writing the Faiss index failed: " + faiss_message(e));
-  } catch (const std::bad_alloc &) {
-    return SQLITE_NOMEM;
-  } catch (const std::exception &e) {
-    set_error(pzErr, std::string("writing the Faiss index failed: ") + e.what());
+  } catch (...) {
+    return caught("writing the Faiss index failed", pzErr);
   }
-  return SQLITE_ERROR;
 }
 
 int vs_faiss_snapshot_read(FILE *f, vs_i64 nAvail, vs_i64 nLabel, FaissIndex_H **ppIndex, char **pzErr) {

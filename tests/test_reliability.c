@@ -42,15 +42,6 @@ static void rand_vec(uint64_t *pSeed, float *a, int n) {
   for (int i = 0; i < n; i++) a[i] = (float)(tu_rand_unit(pSeed) * 2.0 - 1.0);
 }
 
-static void qexec(sqlite3 *db, const char *zFmt, ...) {
-  va_list ap;
-  va_start(ap, zFmt);
-  char *zSql = sqlite3_vmprintf(zFmt, ap);
-  va_end(ap);
-  tu_exec(db, zSql);
-  sqlite3_free(zSql);
-}
-
 static i64 qint(sqlite3 *db, const char *zFmt, ...) {
   va_list ap;
   va_start(ap, zFmt);
@@ -334,9 +325,9 @@ static void fill(sqlite3 *db, const char *zTab, int nDim, int nSnap, uint64_t se
   tu_exec(db, "BEGIN");
   insert_random(db, zTab, nDim, 1, nSnap, &seed);
   tu_exec(db, "COMMIT");
-  qexec(db, "INSERT INTO \"%w\"(\"%w\") VALUES ('optimize')", zTab, zTab);
+  tu_exec_fmt(db, "INSERT INTO \"%w\"(\"%w\") VALUES ('optimize')", zTab, zTab);
   insert_random(db, zTab, nDim, nSnap + 1, nSnap + 20, &seed);
-  qexec(db, "DELETE FROM \"%w\" WHERE rowid IN (2, 3)", zTab);
+  tu_exec_fmt(db, "DELETE FROM \"%w\" WHERE rowid IN (2, 3)", zTab);
   update_random(db, zTab, nDim, 9, &seed);
   update_random(db, zTab, nDim, 10, &seed);
   insert_random(db, zTab, nDim, nSnap + 21, nSnap + 30, &seed);
@@ -361,7 +352,7 @@ static void make_base(void) {
     TabInfo *p = &g_aTab[i];
     assert_true(qint(db, "SELECT count(*) FROM \"%w_log\"", p->zName) >= 30);
     assert_true(qint(db, "SELECT value FROM \"%w_config\" WHERE key = 'snapshot_gen'", p->zName) >= 1);
-    qexec(db, "INSERT INTO \"%w\"(\"%w\") VALUES ('integrity-check')", p->zName, p->zName);
+    tu_exec_fmt(db, "INSERT INTO \"%w\"(\"%w\") VALUES ('integrity-check')", p->zName, p->zName);
     uint64_t seed = 1000 + i;
     rand_vec(&seed, p->aQ, NQ * p->nDim);
   }
@@ -797,7 +788,7 @@ static void test_dropped_shadow_table(void **state) {
     for (int i = 0; i < 5; i++) {
       copy_file(g_zBase, zPath);
       sqlite3 *plain = open_plain(zPath);
-      qexec(plain, "DROP TABLE \"%w_%w\"", pT->zName, azSuffix[i]);
+      tu_exec_fmt(plain, "DROP TABLE \"%w_%w\"", pT->zName, azSuffix[i]);
       close_db(plain);
       char zWhat[100], zShadow[40];
       snprintf(zWhat, sizeof(zWhat), "[%s_%s dropped]", pT->zName, azSuffix[i]);
@@ -814,8 +805,8 @@ static void test_dropped_shadow_table(void **state) {
       sqlite3_free(zErr);
       i64 nLeft = qint(db, "SELECT count(*) FROM sqlite_master WHERE name LIKE '%q\\_%%' ESCAPE '\\'", pT->zName);
       if (nLeft) note(&zFail, "[%s dropped] DROP TABLE left %lld shadow objects", zShadow, nLeft);
-      qexec(db, "CREATE VIRTUAL TABLE \"%w\" USING vecstore(dim=8)", pT->zName);
-      qexec(db, "INSERT INTO \"%w\"(rowid, embedding) VALUES (1, " V8 ")", pT->zName);
+      tu_exec_fmt(db, "CREATE VIRTUAL TABLE \"%w\" USING vecstore(dim=8)", pT->zName);
+      tu_exec_fmt(db, "INSERT INTO \"%w\"(rowid, embedding) VALUES (1, " V8 ")", pT->zName);
       assert_int_equal(qint(db, "SELECT rowid FROM \"%w\" WHERE embedding MATCH " V8 " AND k = 1", pT->zName), 1);
       close_db(db);
     }
@@ -903,7 +894,7 @@ static void test_log_edited_then_written(void **state) {
       check_searches(pReader, pT, pT->pBase, aQ, nQ, A_EXACT, 0, zWhat, &zFail);
       sqlite3 *pWriter = open_db(zPath);
       float aNew[DIM] = {0.9f, 0.9f, 0.9f, 0.9f, 0.9f, 0.9f, 0.9f, 0.9f};
-      qexec(pWriter,
+      tu_exec_fmt(pWriter,
             "INSERT INTO \"%w\"(rowid, id, embedding) VALUES (7777, 'new', '[0.9,0.9,0.9,0.9,0.9,0.9,0.9,0.9]')",
             pT->zName);
       Rows *pStored = rows_load(plain, pT->zName, pT->nDim);
@@ -1138,7 +1129,7 @@ static int child_forged(int iEdit) {
     sqlite3_bind_blob(pStmt, 1, a, (int)n, SQLITE_TRANSIENT);
     assert_int_equal(sqlite3_step(pStmt), SQLITE_DONE);
     sqlite3_finalize(pStmt);
-    qexec(plain, "UPDATE h_config SET value = %lld WHERE key = 'snapshot_checksum'",
+    tu_exec_fmt(plain, "UPDATE h_config SET value = %lld WHERE key = 'snapshot_checksum'",
           (long long)tu_chunk_checksum(0, a, n));
     free(a);
     close_db(plain);
@@ -1723,7 +1714,7 @@ static void test_defensive_shadow_tables(void **state) {
       snprintf(zName, sizeof(zName), "%s_%s", zTab, azSuffix[i]);
       if (table_digest(db, zName) != aBefore[i]) fail_msg("%s changed although every write was refused", zName);
     }
-    qexec(db, "INSERT INTO \"%w\"(\"%w\") VALUES ('integrity-check')", zTab, zTab);
+    tu_exec_fmt(db, "INSERT INTO \"%w\"(\"%w\") VALUES ('integrity-check')", zTab, zTab);
   }
 
   /* the tables work in defensive mode: writes, savepoints, commands, searches */
@@ -1734,16 +1725,16 @@ static void test_defensive_shadow_tables(void **state) {
     insert_random(db, zTab, DIM, 2001, 2050, &seed);
     tu_exec(db, "SAVEPOINT s1");
     insert_random(db, zTab, DIM, 2051, 2060, &seed);
-    qexec(db, "DELETE FROM \"%w\" WHERE rowid BETWEEN 100 AND 120", zTab);
+    tu_exec_fmt(db, "DELETE FROM \"%w\" WHERE rowid BETWEEN 100 AND 120", zTab);
     tu_exec(db, "ROLLBACK TO s1");
     tu_exec(db, "RELEASE s1");
     update_random(db, zTab, DIM, 50, &seed);
-    qexec(db, "DELETE FROM \"%w\" WHERE rowid BETWEEN 60 AND 64", zTab);
+    tu_exec_fmt(db, "DELETE FROM \"%w\" WHERE rowid BETWEEN 60 AND 64", zTab);
     tu_exec(db, "COMMIT");
-    qexec(db, "INSERT INTO \"%w\"(\"%w\") VALUES ('optimize')", zTab, zTab);
+    tu_exec_fmt(db, "INSERT INTO \"%w\"(\"%w\") VALUES ('optimize')", zTab, zTab);
     insert_random(db, zTab, DIM, 2061, 2062, &seed);
-    qexec(db, "INSERT INTO \"%w\"(\"%w\") VALUES ('rebuild')", zTab, zTab);
-    qexec(db, "INSERT INTO \"%w\"(\"%w\") VALUES ('integrity-check')", zTab, zTab);
+    tu_exec_fmt(db, "INSERT INTO \"%w\"(\"%w\") VALUES ('rebuild')", zTab, zTab);
+    tu_exec_fmt(db, "INSERT INTO \"%w\"(\"%w\") VALUES ('integrity-check')", zTab, zTab);
     sqlite3 *plain = open_plain(zPath);
     Rows *pStored = rows_load(plain, zTab, DIM);
     close_db(plain);
@@ -1861,7 +1852,7 @@ static void test_untrusted_schema(void **state) {
     assert_int_equal(tu_int(db, "SELECT n FROM vsplit"),
                      tu_int(db, "SELECT count(*) FROM vecstore_split('a b c d e f', 3, 0, ' ')"));
     assert_true(tu_int(db, "SELECT n FROM vsplit") >= 2);
-    qexec(db, "INSERT INTO g(v) VALUES ('[3, 4]')");
+    tu_exec_fmt(db, "INSERT INTO g(v) VALUES ('[3, 4]')");
     assert_int_equal(tu_int(db, "SELECT d FROM g ORDER BY rowid DESC LIMIT 1"), 25);
     /* the vecstore table itself: directly always; from a view or a trigger only in a trusted schema */
     i64 nBefore = tu_int(db, "SELECT count(*) FROM vt");

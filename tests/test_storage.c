@@ -121,15 +121,6 @@ static i64 qint(sqlite3 *db, const char *zFmt, ...) {
   return v;
 }
 
-static void qexec(sqlite3 *db, const char *zFmt, ...) {
-  va_list ap;
-  va_start(ap, zFmt);
-  char *zSql = sqlite3_vmprintf(zFmt, ap);
-  va_end(ap);
-  tu_exec(db, zSql);
-  sqlite3_free(zSql);
-}
-
 /* An integer value of <zTab>_config (zTab may be schema-qualified as "aux"."t"). */
 static i64 cfg_int(sqlite3 *db, const char *zTab, const char *zKey) {
   return qint(db, "SELECT value FROM %s_config WHERE key = '%q'", zTab, zKey);
@@ -315,11 +306,11 @@ static void expect_documents(sqlite3 *db, const char *zTab, const Mirror *m) {
 
 /* INSERT INTO <schema>.<tab>(<tab>) VALUES ('integrity-check') succeeds. */
 static void integrity_ok(sqlite3 *db, const char *zSchema, const char *zTab) {
-  qexec(db, "INSERT INTO \"%w\".\"%w\"(\"%w\") VALUES ('integrity-check')", zSchema, zTab, zTab);
+  tu_exec_fmt(db, "INSERT INTO \"%w\".\"%w\"(\"%w\") VALUES ('integrity-check')", zSchema, zTab, zTab);
 }
 
 static void command(sqlite3 *db, const char *zTab, const char *zCmd) {
-  qexec(db, "INSERT INTO \"%w\"(\"%w\") VALUES ('%q')", zTab, zTab, zCmd);
+  tu_exec_fmt(db, "INSERT INTO \"%w\"(\"%w\") VALUES ('%q')", zTab, zTab, zCmd);
 }
 
 /* Search results of NQ queries, for exact comparison between copies of one store. */
@@ -466,7 +457,7 @@ static void verify_all_copies(const char *zName, const char *zPath, Store *s, in
   tu_remove_db(zBackup);
   db = tu_open(zPath);
   expect_knn(db, "t", s->m, s->aQ, KK, "before VACUUM INTO");
-  qexec(db, "VACUUM INTO '%q'", zVacuum);
+  tu_exec_fmt(db, "VACUUM INTO '%q'", zVacuum);
   sqlite3 *dbBackup = 0;
   assert_int_equal(sqlite3_open(zBackup, &dbBackup), SQLITE_OK);
   sqlite3_backup *pBackup = sqlite3_backup_init(dbBackup, "main", db, "main");
@@ -498,7 +489,7 @@ static void verify_all_copies(const char *zName, const char *zPath, Store *s, in
   close_db(dbMem);
 
   /* ATTACH the vacuumed copy beside the original: aux.t is its own store */
-  qexec(db, "ATTACH '%q' AS aux", zVacuum);
+  tu_exec_fmt(db, "ATTACH '%q' AS aux", zVacuum);
   snprintf(zWhat, sizeof(zWhat), "%s round %d: VACUUM INTO copy attached as aux", zName, iRound);
   verify_store(db, "aux", s, zWhat);
   {
@@ -532,7 +523,7 @@ static void verify_all_copies(const char *zName, const char *zPath, Store *s, in
 
   /* the copy attached to a :memory: connection (the table only exists in aux) */
   db = tu_open(":memory:");
-  qexec(db, "ATTACH '%q' AS aux", zCopy);
+  tu_exec_fmt(db, "ATTACH '%q' AS aux", zCopy);
   snprintf(zWhat, sizeof(zWhat), "%s round %d: file copy attached to :memory:", zName, iRound);
   verify_store(db, "aux", s, zWhat);
   expect_knn(db, "t", s->m, s->aQ, KK, "unqualified t resolving to aux.t");
@@ -557,7 +548,7 @@ static void persistence(const char *zName, const char *zOptions, const char *zLo
   uint64_t seed = 1234;
 
   sqlite3 *db = tu_open(zPath);
-  qexec(db, "CREATE VIRTUAL TABLE t USING vecstore(%s)", zOptions);
+  tu_exec_fmt(db, "CREATE VIRTUAL TABLE t USING vecstore(%s)", zOptions);
   tu_exec(db, "BEGIN");
   insert_rows(db, "t", s.m, 1, 1500, &seed);
   tu_exec(db, "COMMIT");
@@ -631,7 +622,7 @@ static void test_attached_create(void **state) {
   uint64_t seed = 77;
 
   sqlite3 *db = tu_open(zMain);
-  qexec(db, "ATTACH '%q' AS aux", zAux);
+  tu_exec_fmt(db, "ATTACH '%q' AS aux", zAux);
   tu_exec(db, "CREATE VIRTUAL TABLE aux.t2 USING vecstore(dim=16, index='HNSW32', search_params='efSearch=256')");
   expect_shadow_tables(db, "aux", "t2", 1);
   expect_shadow_tables(db, "main", "t2", 0);
@@ -662,7 +653,7 @@ static void test_attached_create(void **state) {
 
   /* DROP TABLE in the attached schema removes its shadow tables only */
   db = tu_open(zMain);
-  qexec(db, "ATTACH '%q' AS aux", zAux);
+  tu_exec_fmt(db, "ATTACH '%q' AS aux", zAux);
   tu_exec(db, "DROP TABLE aux.t2");
   expect_shadow_tables(db, "aux", "t2", 0);
   expect_shadow_tables(db, "main", "t2", 1);
@@ -1594,9 +1585,9 @@ static void write_consistent_snapshot(sqlite3 *db, const unsigned char *a, int n
   sqlite3_bind_blob(pStmt, 1, a, n, SQLITE_STATIC);
   step_done(db, pStmt);
   sqlite3_finalize(pStmt);
-  qexec(db, "UPDATE t_config SET value = %d WHERE key = 'snapshot_bytes'", n);
-  qexec(db, "UPDATE t_config SET value = 1 WHERE key = 'snapshot_chunks'");
-  qexec(db, "UPDATE t_config SET value = %lld WHERE key = 'snapshot_checksum'",
+  tu_exec_fmt(db, "UPDATE t_config SET value = %d WHERE key = 'snapshot_bytes'", n);
+  tu_exec_fmt(db, "UPDATE t_config SET value = 1 WHERE key = 'snapshot_chunks'");
+  tu_exec_fmt(db, "UPDATE t_config SET value = %lld WHERE key = 'snapshot_checksum'",
         (long long)tu_chunk_checksum(0, a, (size_t)n));
 }
 
@@ -1866,7 +1857,7 @@ static void format_round_trip(const FormatCase *pC) {
   uint32_t flags;
 
   sqlite3 *db = tu_open(zPath);
-  qexec(db, "CREATE VIRTUAL TABLE t USING vecstore(%s)", pC->zOptions);
+  tu_exec_fmt(db, "CREATE VIRTUAL TABLE t USING vecstore(%s)", pC->zOptions);
   tu_exec(db, "BEGIN");
   insert_rows(db, "t", m, 1, 1200, &seed);
   tu_exec(db, "COMMIT");
@@ -2030,7 +2021,7 @@ static int growth_child(const char *zPath) {
   static float a[GROWTH_DIM];
   /* warm-up: the extension, Faiss and SQLite initialised, a search and a commit run */
   sqlite3 *pWarm = tu_open(":memory:");
-  qexec(pWarm, "CREATE VIRTUAL TABLE w USING vecstore(dim=%d)", GROWTH_DIM);
+  tu_exec_fmt(pWarm, "CREATE VIRTUAL TABLE w USING vecstore(dim=%d)", GROWTH_DIM);
   sqlite3_stmt *pIns = prepare_fmt(pWarm, "INSERT INTO %s(rowid, embedding) VALUES (?1, ?2)", "w");
   for (int i = 1; i <= 3; i++) {
     sqlite3_bind_int(pIns, 1, i);
@@ -2102,7 +2093,7 @@ static void test_open_and_commit_without_copy(void **state) {
   char *zPath = tu_path("growth.db");
   tu_remove_db(zPath);
   sqlite3 *db = tu_open(zPath);
-  qexec(db, "CREATE VIRTUAL TABLE g USING vecstore(dim=%d)", GROWTH_DIM);
+  tu_exec_fmt(db, "CREATE VIRTUAL TABLE g USING vecstore(dim=%d)", GROWTH_DIM);
   tu_exec(db, "BEGIN");
   sqlite3_stmt *pStmt = tu_prepare(db, "INSERT INTO g(rowid, embedding) VALUES (?1, ?2)");
   static float a[GROWTH_DIM];
