@@ -17,10 +17,13 @@
 #define DIM 4
 #define K 12
 
-/* A vecstore table t and a plain table p with the same declared columns and rows. */
-static const char *const zCreate =
-    "CREATE VIRTUAL TABLE t USING vecstore(dim=4, index='Flat', ni INTEGER, nr REAL, nt TEXT, nb BLOB);"
-    "CREATE TABLE p(rowid INTEGER PRIMARY KEY, emb BLOB, ni INTEGER, nr REAL, nt TEXT, nb BLOB);";
+/* Creates a vecstore table t (index zIndex) and a plain table p with the same declared columns. */
+static void create_tables(sqlite3 *db, const char *zIndex) {
+  tu_exec_fmt(db,
+              "CREATE VIRTUAL TABLE t USING vecstore(dim=4, index='%s', ni INTEGER, nr REAL, nt TEXT, nb BLOB);"
+              "CREATE TABLE p(rowid INTEGER PRIMARY KEY, emb BLOB, ni INTEGER, nr REAL, nt TEXT, nb BLOB);",
+              zIndex);
+}
 
 /* The switch is read when a connection first uses the table, so it stays set while such a connection is open. */
 static sqlite3 *open_in_memory_path(const char *zPath) {
@@ -85,6 +88,14 @@ static void insert_row(sqlite3 *db, uint64_t *pState, sqlite3_int64 iRowid) {
     assert_int_equal(sqlite3_step(pStmt), SQLITE_DONE);
     sqlite3_finalize(pStmt);
   }
+}
+
+/* create_tables, then rows 1..nRow with random values in t and p, in one transaction. */
+static void create_and_fill(sqlite3 *db, const char *zIndex, int nRow, uint64_t *pState) {
+  create_tables(db, zIndex);
+  tu_exec(db, "BEGIN");
+  for (int i = 1; i <= nRow; i++) insert_row(db, pState, i);
+  tu_exec(db, "COMMIT");
 }
 
 /* Sets column c of row iRowid to a random pool value in t and p (an UPDATE of declared columns alone). */
@@ -209,7 +220,7 @@ static void test_stored_like_plain_table(void **state) {
   tu_remove_db(zPath);
   unsetenv("VECSTORE_TEST_FILTER_IN_MEMORY");
   sqlite3 *db = tu_open(zPath);
-  tu_exec(db, zCreate);
+  create_tables(db, "Flat");
   float v[DIM] = {1, 2, 3, 4};
   for (int c = 0; c < 4; c++) {
     for (int i = 0; i < 10; i++) {
@@ -255,11 +266,8 @@ static void test_rules_match_sqlite(void **state) {
   char *zPath = tu_path("rules.db");
   tu_remove_db(zPath);
   sqlite3 *db = open_in_memory_path(zPath);
-  tu_exec(db, zCreate);
   uint64_t s = 42;
-  tu_exec(db, "BEGIN");
-  for (int i = 1; i <= 600; i++) insert_row(db, &s, i);
-  tu_exec(db, "COMMIT");
+  create_and_fill(db, "Flat", 600, &s);
   compare_random(db, &s, 3000);
   /* A few fixed cases worth naming. */
   float q[DIM] = {0.1f, 0.2f, 0.3f, 0.4f};
@@ -286,11 +294,8 @@ static void test_follows_other_connection(void **state) {
   tu_remove_db(zPath);
   sqlite3 *dbA = open_in_memory_path(zPath);
   sqlite3 *dbB = open_in_memory_path(zPath);
-  tu_exec(dbA, zCreate);
   uint64_t s = 7;
-  tu_exec(dbA, "BEGIN");
-  for (int i = 1; i <= 300; i++) insert_row(dbA, &s, i);
-  tu_exec(dbA, "COMMIT");
+  create_and_fill(dbA, "Flat", 300, &s);
   compare_random(dbA, &s, 100); /* A holds the columns in memory from here on */
   for (int round = 0; round < 6; round++) {
     int nChange = round == 4 ? 300 : 20;
@@ -335,11 +340,8 @@ static void test_transaction_and_rollback(void **state) {
   char *zPath = tu_path("txn.db");
   tu_remove_db(zPath);
   sqlite3 *db = open_in_memory_path(zPath);
-  tu_exec(db, zCreate);
   uint64_t s = 99;
-  tu_exec(db, "BEGIN");
-  for (int i = 1; i <= 300; i++) insert_row(db, &s, i);
-  tu_exec(db, "COMMIT");
+  create_and_fill(db, "Flat", 300, &s);
   for (int round = 0; round < 8; round++) {
     /* Rounds alternate: the columns already in memory, or first read inside the transaction. */
     if (round % 2 == 1) {
@@ -377,11 +379,8 @@ static void test_broad_condition_natural_path(void **state) {
   unsetenv("VECSTORE_TEST_FILTER_IN_MEMORY");
   sqlite3 *dbA = tu_open(zPath);
   sqlite3 *dbB = tu_open(zPath);
-  tu_exec(dbA, zCreate);
   uint64_t s = 5;
-  tu_exec(dbA, "BEGIN");
-  for (int i = 1; i <= 6000; i++) insert_row(dbA, &s, i);
-  tu_exec(dbA, "COMMIT");
+  create_and_fill(dbA, "Flat", 6000, &s);
   for (int round = 0; round < 3; round++) {
     for (int trial = 0; trial < 40; trial++) {
       float q[DIM];
@@ -545,15 +544,8 @@ static void test_label_bits_follow_changes(void **state) {
     setenv("VECSTORE_TEST_FILTER_IN_MEMORY", "1", 1);
     sqlite3 *dbA = tu_open(zPath);
     sqlite3 *dbB = tu_open(zPath);
-    char *zSql = sqlite3_mprintf("CREATE VIRTUAL TABLE t USING vecstore(dim=4, index='%s', ni INTEGER, nr REAL, nt TEXT, "
-                                 "nb BLOB); CREATE TABLE p(rowid INTEGER PRIMARY KEY, emb BLOB, ni INTEGER, nr REAL, "
-                                 "nt TEXT, nb BLOB)", bHnsw ? "HNSW16" : "Flat");
-    tu_exec(dbA, zSql);
-    sqlite3_free(zSql);
     uint64_t s = 77;
-    tu_exec(dbA, "BEGIN");
-    for (int i = 1; i <= 400; i++) insert_row(dbA, &s, i);
-    tu_exec(dbA, "COMMIT");
+    create_and_fill(dbA, bHnsw ? "HNSW16" : "Flat", 400, &s);
     float q[DIM] = {0.2f, 0.1f, -0.3f, 0.4f};
     Condition c = {"ni = ?2", {"i:1"}, 1};
     const char *const azChange[] = {
