@@ -610,7 +610,10 @@ struct Detached {
   std::vector<faiss::HNSW::storage_idx_t> neighbors;
   std::vector<uint8_t> codes;
   faiss::Index::idx_t ntotal = 0;
-  explicit Detached(const Parts &parts) : p(parts) {
+  explicit Detached(const Parts &parts) : p(parts) { exchange(); }
+  ~Detached() { exchange(); }
+  /* Swaps the arrays (and the flat ntotal) between the index and this object: detaches, or puts back. */
+  void exchange() {
     if (p.hnsw) {
       levels.swap(p.hnsw->hnsw.levels);
       offsets.swap(p.hnsw->hnsw.offsets);
@@ -618,19 +621,7 @@ struct Detached {
     }
     if (p.flat) {
       codes.swap(p.flat->codes);
-      ntotal = p.flat->ntotal;
-      p.flat->ntotal = 0;
-    }
-  }
-  ~Detached() {
-    if (p.hnsw) {
-      levels.swap(p.hnsw->hnsw.levels);
-      offsets.swap(p.hnsw->hnsw.offsets);
-      neighbors.swap(p.hnsw->hnsw.neighbors);
-    }
-    if (p.flat) {
-      codes.swap(p.flat->codes);
-      p.flat->ntotal = ntotal;
+      std::swap(ntotal, p.flat->ntotal);
     }
   }
 };
