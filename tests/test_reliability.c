@@ -189,16 +189,7 @@ static const float *rows_vec(const Rows *p, i64 iRowid) {
   return 0;
 }
 
-typedef struct Hit {
-  i64 iRowid;
-  double rDist;
-} Hit;
-
-static int cmp_hit(const void *a, const void *b) {
-  const Hit *x = a, *y = b;
-  if (x->rDist != y->rDist) return x->rDist < y->rDist ? -1 : 1;
-  return x->iRowid < y->iRowid ? -1 : (x->iRowid > y->iRowid);
-}
+typedef TuHit Hit;
 
 /* The k nearest rows of p to q (squared L2); returns how many. aOut holds max(k, p->n) entries. */
 static int exact_knn(const Rows *p, const float *q, int k, Hit *aOut) {
@@ -207,8 +198,7 @@ static int exact_knn(const Rows *p, const float *q, int k, Hit *aOut) {
     a[i].iRowid = p->aRowid[i];
     a[i].rDist = tu_ref_distance(q, p->aVec + (size_t)i * p->nDim, p->nDim, TU_L2);
   }
-  qsort(a, (size_t)p->n, sizeof(Hit), cmp_hit);
-  int n = p->n < k ? p->n : k;
+  int n = tu_hits_nearest(a, p->n, k);
   memcpy(aOut, a, sizeof(Hit) * (size_t)n);
   free(a);
   return n;

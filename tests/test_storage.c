@@ -78,16 +78,7 @@ static double l2sq(const float *a, const float *b, int n) {
   return s;
 }
 
-typedef struct Hit {
-  i64 iRowid;
-  double rDist;
-} Hit;
-
-static int cmp_hit(const void *a, const void *b) {
-  const Hit *x = a, *y = b;
-  if (x->rDist != y->rDist) return x->rDist < y->rDist ? -1 : 1;
-  return x->iRowid < y->iRowid ? -1 : (x->iRowid > y->iRowid);
-}
+typedef TuHit Hit;
 
 /* The k nearest live rows of m to q; returns how many. */
 static int exact_knn(const Mirror *m, const float *q, int k, Hit *aOut) {
@@ -99,8 +90,7 @@ static int exact_knn(const Mirror *m, const float *q, int k, Hit *aOut) {
     a[n].rDist = l2sq(q, mvec(m, i), m->nDim);
     n++;
   }
-  qsort(a, (size_t)n, sizeof(Hit), cmp_hit);
-  if (n > k) n = k;
+  n = tu_hits_nearest(a, n, k);
   memcpy(aOut, a, sizeof(Hit) * (size_t)n);
   free(a);
   return n;

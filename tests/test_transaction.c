@@ -227,16 +227,7 @@ static char *knn_text(sqlite3 *db, const char *zFmt, ...) {
     sqlite3_free(zGot_);                                                                   \
   } while (0)
 
-typedef struct Ref {
-  double rDist;
-  sqlite3_int64 iRowid;
-} Ref;
-
-static int ref_cmp(const void *pA, const void *pB) {
-  const Ref *a = pA, *b = pB;
-  if (a->rDist != b->rDist) return a->rDist < b->rDist ? -1 : 1;
-  return (a->iRowid > b->iRowid) - (a->iRowid < b->iRowid);
-}
+typedef TuHit Ref;
 
 /* A KNN query (k >= 0: at most k rows, by k = N or by ORDER BY distance LIMIT N; k < 0: a full MATCH) must
 ** return exactly the model's nearest rows: the sorted distances equal the model's first ones, every row has
@@ -258,7 +249,7 @@ static void check_knn(sqlite3 *db, const Model *m, const float *q, int k, int bL
     aRef[i].rDist = l2(m->a[i].v, q);
     aRef[i].iRowid = m->a[i].iRowid;
   }
-  qsort(aRef, (size_t)m->n, sizeof(Ref), ref_cmp);
+  tu_hits_nearest(aRef, m->n, m->n);
   int nWant = (k < 0 || k > m->n) ? m->n : k;
   if (n != nWant && k < 0) {
     for (int i = 0; i < m->n; i++) { /* name the rows a full MATCH left out */

@@ -67,6 +67,17 @@ void tu_close_remove(sqlite3 *db, const char *zName) {
   sqlite3_free(zPath);
 }
 
+static int hit_cmp(const void *pA, const void *pB) {
+  const TuHit *a = pA, *b = pB;
+  if (a->rDist != b->rDist) return a->rDist < b->rDist ? -1 : 1;
+  return (a->iRowid > b->iRowid) - (a->iRowid < b->iRowid);
+}
+
+int tu_hits_nearest(TuHit *a, int n, int k) {
+  if (n > 1) qsort(a, (size_t)n, sizeof(TuHit), hit_cmp);
+  return n < k ? n : k;
+}
+
 void tu_exec_fmt(sqlite3 *db, const char *zFmt, ...) {
   va_list ap;
   va_start(ap, zFmt);

@@ -86,6 +86,14 @@ void tu_topk_add(int *aRow, double *aDist, int *pn, int k, int iRow, double rDis
 int tu_brute_force(const float *aBase, int nBase, int d, const float *q, int eMetric, int k, int *aRow,
                    double *aDist);
 
+/* A search result or a reference row: rowid and distance. tu_hits_nearest orders a[0..n) by increasing distance,
+** equal distances by rowid, and returns how many of them are the k nearest: min(n, k). */
+typedef struct TuHit {
+  sqlite3_int64 iRowid;
+  double rDist;
+} TuHit;
+int tu_hits_nearest(TuHit *a, int n, int k);
+
 /* The snapshot chunk checksum of ext/storage.c, re-implemented on purpose: tests forge snapshots that pass it, to
 ** prove that what Faiss parses is still checked, or keep hand-edited bookkeeping consistent. */
 uint64_t tu_chunk_checksum(uint64_t h, const unsigned char *a, size_t n);
