@@ -53,6 +53,19 @@ $(PACKAGES_READY):
 	fi
 	@mkdir -p $(CACHE_DIR) && touch $@
 
+# The Faiss build prints one progress line per 10% of each target (cmake's own percentage, the file it is at and
+# the time so far); everything the compiler says goes to FAISS_BUILD_LOG, whose end is shown if the build fails.
+FAISS_BUILD_LOG = $(CACHE_DIR)/faiss-$(FAISS_VERSION)-build.log
+FAISS_PROGRESS = { next=0; built=" "; while IFS= read -r line; do \
+	  if [[ $$line =~ ^\[\ *([0-9]+)%\]\ Building\ [A-Z]+\ object\ .*/CMakeFiles/([^/]+)\.dir/(.*)\.o$$ ]]; then \
+	    p=$${BASH_REMATCH[1]}; if [ $$p -ge $$next ]; then next=$$(( (p / 10 + 1) * 10 )); \
+	      printf 'vecstore: Faiss [%3d%%] %s: %s (%dm%02ds)\n' $$p "$${BASH_REMATCH[2]}" "$${BASH_REMATCH[3]}" \
+	        $$(( (SECONDS - t0) / 60 )) $$(( (SECONDS - t0) % 60 )); fi; \
+	  elif [[ $$line =~ Built\ target\ (.*)$$ && $$built != *" $${BASH_REMATCH[1]} "* ]]; then next=0; \
+	    built="$$built$${BASH_REMATCH[1]} "; printf 'vecstore: Faiss: built %s (%dm%02ds)\n' "$${BASH_REMATCH[1]}" \
+	      $$(( (SECONDS - t0) / 60 )) $$(( (SECONDS - t0) % 60 )); fi; \
+	done; }
+
 # Faiss from Debian's own source package, built with AVX2 and the C API, static and PIC.
 # The deb-src entry is derived from the machine's own Debian sources (no host is named here).
 $(CACHE_DIR)/faiss-$(FAISS_VERSION)-avx2/.complete: | $(PACKAGES_READY)
@@ -71,13 +84,17 @@ $(CACHE_DIR)/faiss-$(FAISS_VERSION)-avx2/.complete: | $(PACKAGES_READY)
 	cd $$src/faiss-$(FAISS_VERSION); \
 	sed -i 's/target_link_libraries(faiss_c PRIVATE faiss)/target_link_libraries(faiss_c PRIVATE faiss_avx2)/' \
 	  c_api/CMakeLists.txt; \
-	cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DFAISS_OPT_LEVEL=avx2 -DFAISS_ENABLE_C_API=ON \
+	cmake -S . -B build -G 'Unix Makefiles' -DCMAKE_BUILD_TYPE=Release -DFAISS_OPT_LEVEL=avx2 -DFAISS_ENABLE_C_API=ON \
 	  -DFAISS_ENABLE_GPU=OFF -DFAISS_ENABLE_PYTHON=OFF -DBUILD_TESTING=OFF -DBUILD_SHARED_LIBS=OFF \
 	  -DCMAKE_POSITION_INDEPENDENT_CODE=ON -DBLA_VENDOR=OpenBLAS >/dev/null; \
-	echo "vecstore: building Faiss $(FAISS_VERSION) with AVX2 (several minutes on 2 cores)"; \
-	cmake --build build --target faiss_avx2 faiss_c -j$$(nproc) -- -s >/dev/null; \
+	log=$(FAISS_BUILD_LOG); \
+	echo "vecstore: building Faiss $(FAISS_VERSION) with AVX2 (5 to 10 minutes on 2 cores; compiler output: $$log)"; \
+	set -o pipefail; t0=$$SECONDS; \
+	cmake --build build --target faiss_avx2 faiss_c -j$$(nproc) 2>&1 | tee $$log | $(FAISS_PROGRESS) \
+	  || { echo "vecstore: the Faiss build failed; the end of $$log:"; tail -n 40 $$log; exit 1; }; \
 	rm -rf $$prefix && mkdir -p $$prefix/lib $$prefix/include/faiss/c_api; \
 	cp build/faiss/libfaiss_avx2.a build/c_api/libfaiss_c.a $$prefix/lib/; \
+	cp LICENSE $$prefix/LICENSE; \
 	(cd faiss && find . -name '*.h' -exec cp --parents {} $$prefix/include/faiss/ \;); \
 	(cd c_api && find . -name '*.h' -not -path './gpu/*' -exec cp --parents {} $$prefix/include/faiss/c_api/ \;); \
 	rm -rf $$src; \
