@@ -3,6 +3,7 @@
 #   make          build build/vecstore.so (runs `make deps` first when needed)
 #   make deps     install Debian packages and build Faiss 1.7.3 (AVX2, C API) into a cache
 #   make test     build and run every test (cmocka suites, golden SQL, Python smoke test)
+#   make install  install build/vecstore.so where `.load vecstore` finds it by bare name (PREFIX, LIBDIR, DESTDIR)
 #
 # FAISS_PREFIX=/path uses an existing Faiss install that has the C API instead of the cache.
 
@@ -39,7 +40,7 @@ EXT_CXX_SOURCES := $(wildcard ext/*.cpp)
 EXT_OBJECTS := $(EXT_SOURCES:ext/%.c=$(BUILD)/obj/%.o) $(EXT_CXX_SOURCES:ext/%.cpp=$(BUILD)/obj/%.o)
 EXT_HEADERS := $(wildcard ext/*.h)
 
-.PHONY: all deps test clean valgrind demo
+.PHONY: all deps test clean valgrind demo install uninstall
 
 all: $(BUILD)/vecstore.so
 
@@ -122,6 +123,29 @@ demo: $(BUILD)/vecstore.so
 
 clean:
 	rm -rf $(BUILD)
+
+# ---------------------------------------------------------------------------------------------------------------
+# make install / make uninstall: one file, $(DESTDIR)$(LIBDIR)/vecstore.so.
+# SQLite's .load and Python's load_extension("vecstore") dlopen() "vecstore", then "vecstore.so", and a name without
+# a slash is looked up only in LD_LIBRARY_PATH, the caller's RUNPATH and glibc's built-in default directories
+# (/lib/<multiarch>, /usr/lib/<multiarch>, /lib, /usr/lib on Debian). /etc/ld.so.cache does not help: ldconfig only
+# lists files named lib*.so*, so /usr/local/lib plus ldconfig does not work. Hence the default LIBDIR is
+# /usr/lib/<multiarch>; PREFIX=/usr/local installs to /usr/local/lib/<multiarch>, which needs the full path.
+# No ldconfig: the name is not a library soname and the cache is not consulted for it.
+MULTIARCH = $(shell $(CC) -print-multiarch 2>/dev/null || dpkg-architecture -qDEB_HOST_MULTIARCH)
+PREFIX ?= /usr
+LIBDIR ?= $(PREFIX)/lib/$(MULTIARCH)
+LOADER_DIRS = /lib/$(MULTIARCH) /usr/lib/$(MULTIARCH) /lib /usr/lib
+
+install: $(BUILD)/vecstore.so
+	mkdir -p $(DESTDIR)$(LIBDIR)
+	install -m 0644 $(BUILD)/vecstore.so $(DESTDIR)$(LIBDIR)/vecstore.so
+	@case " $(LOADER_DIRS) " in *" $(patsubst %/,%,$(LIBDIR)) "*) ;; \
+	  *) echo "vecstore: $(LIBDIR) is not searched by the dynamic loader for a bare name;" \
+	       "load it as '.load $(LIBDIR)/vecstore' (or set LD_LIBRARY_PATH=$(LIBDIR))";; esac
+
+uninstall:
+	rm -f $(DESTDIR)$(LIBDIR)/vecstore.so
 
 # ---------------------------------------------------------------------------------------------------------------
 # Tests: one cmocka suite per subsystem (tests/test_*.c), golden SQL scripts (sql/*.sql with sql/*.expected),
