@@ -4,6 +4,7 @@
 #   make deps     install Debian packages and build Faiss 1.7.3 (AVX2, C API) into a cache
 #   make test     build and run every test (cmocka suites, golden SQL, Python smoke test)
 #   make install  install build/vecstore.so where `.load vecstore` finds it by bare name (PREFIX, LIBDIR, DESTDIR)
+#   make dist     self-contained build/dist/vecstore.so (needs only glibc) and a release tarball
 #
 # FAISS_PREFIX=/path uses an existing Faiss install that has the C API instead of the cache.
 
@@ -15,7 +16,7 @@ CACHE_DIR ?= $(HOME)/.cache/vecstore
 BUILD := build
 
 DEB_PACKAGES := build-essential dpkg-dev cmake pkg-config libsqlite3-dev sqlite3 \
-  libopenblas-dev liblapack-dev libcmocka-dev valgrind python3 clang
+  libopenblas-dev libopenblas-pthread-dev liblapack-dev libcmocka-dev valgrind python3 clang
 
 ifdef FAISS_PREFIX
 FAISS_DIR := $(FAISS_PREFIX)
@@ -40,7 +41,7 @@ EXT_CXX_SOURCES := $(wildcard ext/*.cpp)
 EXT_OBJECTS := $(EXT_SOURCES:ext/%.c=$(BUILD)/obj/%.o) $(EXT_CXX_SOURCES:ext/%.cpp=$(BUILD)/obj/%.o)
 EXT_HEADERS := $(wildcard ext/*.h)
 
-.PHONY: all deps test clean valgrind demo install uninstall
+.PHONY: all deps test clean valgrind demo install uninstall dist
 
 all: $(BUILD)/vecstore.so
 
@@ -146,6 +147,38 @@ install: $(BUILD)/vecstore.so
 
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/vecstore.so
+
+# ---------------------------------------------------------------------------------------------------------------
+# make dist: build/dist/vecstore.so, which needs nothing but glibc (libc, libm, ld-linux) and exports nothing but
+# sqlite3_vecstore_init (dist/vecstore.map), and build/dist/vecstore-<version>-linux-x86_64.tar.gz with it, README.md,
+# LICENSE and licenses/ (Faiss, OpenBLAS, LAPACK, GCC runtime). Linked in statically: Faiss, OpenBLAS with its LAPACK
+# (Debian's pthread variant, built PIC), libstdc++ and libgcc. Not linked: libgomp.a and libgfortran.a, which Debian
+# compiles with local-exec TLS (R_X86_64_TPOFF32) that no shared object may contain; dist/runtime.c stands in for
+# the parts Faiss and LAPACK call (a serial OpenMP: adding and training use one core in this build).
+# Requires glibc >= 2.36 (Debian 12) and an x86-64 CPU with AVX2 and FMA. tests/check_dist.sh checks it.
+DIST_DIR := $(BUILD)/dist
+VECSTORE_VERSION = $(shell sed -n 's/^\#define VECSTORE_VERSION "\(.*\)"/\1/p' ext/vecstore_int.h)
+DIST_NAME = vecstore-$(VECSTORE_VERSION)-linux-x86_64
+DIST_OPENBLAS ?= /usr/lib/$(MULTIARCH)/openblas-pthread/libopenblas.a
+
+dist: $(DIST_DIR)/vecstore.so $(DIST_DIR)/$(DIST_NAME).tar.gz
+
+$(DIST_DIR)/runtime.o: dist/runtime.c | deps
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -O2 -fPIC -fvisibility=hidden -Wall -Wextra -Werror -D_GNU_SOURCE -c $< -o $@
+
+$(DIST_DIR)/vecstore.so: $(EXT_OBJECTS) $(DIST_DIR)/runtime.o dist/vecstore.map $(DIST_OPENBLAS) | deps
+	$(CXX) -shared -s -o $@ $(EXT_OBJECTS) $(DIST_DIR)/runtime.o -Wl,--exclude-libs,ALL -Wl,--no-undefined \
+	  -Wl,-z,nodelete -Wl,--version-script=dist/vecstore.map $(FAISS_C_LIB) $(FAISS_CORE_LIB) $(DIST_OPENBLAS) \
+	  -static-libstdc++ -static-libgcc -lm
+
+$(DIST_DIR)/$(DIST_NAME).tar.gz: $(DIST_DIR)/vecstore.so README.md LICENSE dist/licenses.sh
+	@rm -rf $(DIST_DIR)/$(DIST_NAME) && mkdir -p $(DIST_DIR)/$(DIST_NAME)
+	cp $(DIST_DIR)/vecstore.so README.md LICENSE $(DIST_DIR)/$(DIST_NAME)/
+	bash dist/licenses.sh $(DIST_DIR)/$(DIST_NAME)/licenses $(FAISS_DIR) $(FAISS_VERSION)-2 $(CACHE_DIR)
+	tar -C $(DIST_DIR) --sort=name --owner=0 --group=0 --numeric-owner -czf $@ $(DIST_NAME)
+	@rm -rf $(DIST_DIR)/$(DIST_NAME)
+	@echo "vecstore: $@"
 
 # ---------------------------------------------------------------------------------------------------------------
 # Tests: one cmocka suite per subsystem (tests/test_*.c), golden SQL scripts (sql/*.sql with sql/*.expected),
