@@ -5,6 +5,7 @@
 #   make test     build and run every test (cmocka suites, golden SQL, Python smoke test)
 #   make install  install build/vecstore.so where `.load vecstore` finds it by bare name (PREFIX, LIBDIR, DESTDIR)
 #   make dist     self-contained build/dist/vecstore.so (needs only glibc) and a release tarball
+#   make help     every target, one line each
 #
 # FAISS_PREFIX=/path uses an existing Faiss install that has the C API instead of the cache.
 
@@ -41,7 +42,7 @@ EXT_CXX_SOURCES := $(wildcard ext/*.cpp)
 EXT_OBJECTS := $(EXT_SOURCES:ext/%.c=$(BUILD)/obj/%.o) $(EXT_CXX_SOURCES:ext/%.cpp=$(BUILD)/obj/%.o)
 EXT_HEADERS := $(wildcard ext/*.h)
 
-.PHONY: all deps test clean valgrind demo install uninstall dist
+.PHONY: all deps test clean valgrind demo help install uninstall dist
 
 all: $(BUILD)/vecstore.so
 
@@ -124,6 +125,36 @@ demo: $(BUILD)/vecstore.so
 
 clean:
 	rm -rf $(BUILD)
+
+# Every target, one line each (tests/check_help.sh fails when a .PHONY target is missing here).
+help:
+	@echo 'vecstore make targets (variables: CACHE_DIR, FAISS_PREFIX, PREFIX, LIBDIR, DESTDIR; see the Makefile):'
+	@echo '  all (default)      build build/vecstore.so (runs deps first when needed)'
+	@echo '  deps               install the Debian packages and build Faiss $(FAISS_VERSION) (AVX2, C API) into CACHE_DIR'
+	@echo '  demo               build, then run the LangChain FAISS walkthrough (sql/walkthrough.sql) in sqlite3'
+	@echo '  test               build and run every test (suites, golden SQL, Python smoke, tests/check_*.sh)'
+	@echo '  valgrind           run the cmocka suites under valgrind memcheck'
+	@echo '  install            install build/vecstore.so as $$(DESTDIR)$$(LIBDIR)/vecstore.so (default $(LIBDIR))'
+	@echo '  uninstall          remove the file that install installed'
+	@echo '  dist               build/dist/vecstore.so (static OpenBLAS/LAPACK/libstdc++, needs only glibc) + tarball'
+	@echo '  clean              remove build/ (the Faiss cache in CACHE_DIR stays)'
+	@echo '  help               this list'
+	@echo '  bench              vecstore vs raw Faiss vs sqlite-vec/sqlite-vss (BENCH_SCALE=small: quick run)'
+	@echo '  bench-plot         recall/latency curves of the last bench run: build/bench.png'
+	@echo '  fuzz               build the libFuzzer targets and fuzz each for FUZZ_SECONDS (FUZZ_TARGETS, FUZZ_MERGE)'
+	@echo '  fuzz-build         build the libFuzzer targets (clang) into build/fuzz'
+	@echo '  fuzz-replay-build  build the fuzz targets with gcc and a replay main() into build/fuzz/replay'
+	@echo '  sanitize           the whole suite under ASan+UBSan: unit, golden, smoke, harness'
+	@echo '  sanitize-build     build build/asan/vecstore.so and the sanitized cmocka suites'
+	@echo '  sanitize-unit      run the cmocka suites under ASan+UBSan'
+	@echo '  sanitize-golden    run the golden SQL scripts in sqlite3 with the sanitized extension'
+	@echo '  sanitize-smoke     run the Python smoke test with the sanitized extension'
+	@echo '  sanitize-harness   run the crash and soak harnesses with the sanitized extension'
+	@echo '  sanitize-env       print the environment for running one sanitized suite by hand'
+	@echo '  crash              SIGKILL a writer at random points and check the file (CRASH_SECONDS, CRASH_SERIES)'
+	@echo '  crash-harness      build the crash harness only'
+	@echo '  soak               multi-process, multi-thread soak test on one WAL file (SOAK_SECONDS, SOAK_JOURNAL)'
+	@echo '  soak-bin           build the extension and the soak binary only'
 
 # ---------------------------------------------------------------------------------------------------------------
 # make install / make uninstall: one file, $(DESTDIR)$(LIBDIR)/vecstore.so.
