@@ -198,12 +198,12 @@ $(DIST_DIR)/runtime.o: dist/runtime.c | deps
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -O2 -fPIC -fvisibility=hidden -Wall -Wextra -Werror -D_GNU_SOURCE -c $< -o $@
 
-$(DIST_DIR)/vecstore.so: $(EXT_OBJECTS) $(DIST_DIR)/runtime.o dist/vecstore.map $(DIST_OPENBLAS) | deps
+$(DIST_DIR)/vecstore.so: $(EXT_OBJECTS) $(DIST_DIR)/runtime.o dist/vecstore.map $(DIST_OPENBLAS) Makefile | deps
 	$(CXX) -shared -s -o $@ $(EXT_OBJECTS) $(DIST_DIR)/runtime.o -Wl,--exclude-libs,ALL -Wl,--no-undefined \
 	  -Wl,-z,nodelete -Wl,--version-script=dist/vecstore.map $(FAISS_C_LIB) $(FAISS_CORE_LIB) $(DIST_OPENBLAS) \
 	  -static-libstdc++ -static-libgcc -lm
 
-$(DIST_DIR)/$(DIST_NAME).tar.gz: $(DIST_DIR)/vecstore.so README.md LICENSE dist/licenses.sh
+$(DIST_DIR)/$(DIST_NAME).tar.gz: $(DIST_DIR)/vecstore.so README.md LICENSE dist/licenses.sh Makefile
 	@rm -rf $(DIST_DIR)/$(DIST_NAME) && mkdir -p $(DIST_DIR)/$(DIST_NAME)
 	cp $(DIST_DIR)/vecstore.so README.md LICENSE $(DIST_DIR)/$(DIST_NAME)/
 	bash dist/licenses.sh $(DIST_DIR)/$(DIST_NAME)/licenses $(FAISS_DIR) $(FAISS_VERSION)-2 $(CACHE_DIR)

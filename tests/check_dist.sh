@@ -71,7 +71,10 @@ listing=$(tar -tzf "$tarball" | sed 's#/$##' | sort)
 want=$(printf '%s\n' "$name" "$name/LICENSE" "$name/README.md" "$name/vecstore.so" "$name/licenses" \
   "$name/licenses/README" "$name/licenses/Faiss-LICENSE" "$name/licenses/OpenBLAS-copyright" \
   "$name/licenses/LAPACK-copyright" "$name/licenses/GCC-runtime-copyright" "$name/licenses/GPL-3" | sort)
-[ "$listing" = "$want" ] || fail "$tarball holds [$(comm -3 <(echo "$want") <(echo "$listing") | tr -s ' \t\n' ' ')] beyond or instead of the expected files"
+missing=$(comm -23 <(echo "$want") <(echo "$listing"))
+extra=$(comm -13 <(echo "$want") <(echo "$listing"))
+[ -z "$missing" ] || fail "$tarball lacks: $(echo $missing)"
+[ -z "$extra" ] || fail "$tarball holds unexpected files: $(echo $extra | cut -c1-200)"
 tar -xzOf "$tarball" "$name/vecstore.so" | cmp -s - "$so" || fail "the vecstore.so in $tarball is not $so"
 for f in licenses/Faiss-LICENSE licenses/GCC-runtime-copyright; do
   [ -n "$(tar -xzOf "$tarball" "$name/$f")" ] || fail "$name/$f is empty"
