@@ -169,7 +169,9 @@ PREFIX ?= /usr
 LIBDIR ?= $(PREFIX)/lib/$(MULTIARCH)
 LOADER_DIRS = /lib/$(MULTIARCH) /usr/lib/$(MULTIARCH) /lib /usr/lib
 
-install: $(BUILD)/vecstore.so
+# install takes build/vecstore.so as `make` left it (building it only when it is missing): under sudo, HOME and so
+# CACHE_DIR are root's, and a dependency on the build would start a second Faiss build there.
+install: $(if $(wildcard $(BUILD)/vecstore.so),,$(BUILD)/vecstore.so)
 	mkdir -p $(DESTDIR)$(LIBDIR)
 	install -m 0644 $(BUILD)/vecstore.so $(DESTDIR)$(LIBDIR)/vecstore.so
 	@case " $(LOADER_DIRS) " in *" $(patsubst %/,%,$(LIBDIR)) "*) ;; \
