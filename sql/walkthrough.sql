@@ -13,7 +13,7 @@ CREATE VIRTUAL TABLE sotu USING vecstore(dim = 512, metric = cosine, embedder = 
 --    embedded by the table's embedder as it is inserted.
 INSERT INTO sotu(id, content, metadata)
   SELECT 'sotu-' || chunk_index, chunk, json_object('source', 'state_of_the_union.txt', 'chunk', chunk_index)
-    FROM vecstore_split(readfile('../shared/data/state_of_the_union.txt'), 1000, 0);
+    FROM vecstore_split(readfile('tests/data/state_of_the_union.txt'), 1000, 0);
 SELECT count(*) AS chunks FROM sotu;
 
 -- 3. similarity_search: the Ketanji Brown Jackson passage ranks first.
