@@ -101,7 +101,7 @@ $(BUILD)/vecstore.so: $(EXT_OBJECTS) | deps
 # The LangChain FAISS walkthrough in SQL, in the sqlite3 shell, with readable output.
 demo: $(BUILD)/vecstore.so
 	@rm -f $(BUILD)/demo.db $(BUILD)/demo-other.db $(BUILD)/demo-copy.db
-	sqlite3 $(BUILD)/demo.db < sql/walkthrough.sql
+	sqlite3 -init /dev/null $(BUILD)/demo.db < sql/walkthrough.sql
 
 clean:
 	rm -rf $(BUILD)
