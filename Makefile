@@ -14,7 +14,7 @@ CACHE_DIR ?= $(HOME)/.cache/vecstore
 BUILD := build
 
 DEB_PACKAGES := build-essential dpkg-dev cmake pkg-config libsqlite3-dev sqlite3 \
-  libopenblas-dev liblapack-dev libcmocka-dev valgrind python3 clang
+  libopenblas-dev liblapack-dev libcmocka-dev valgrind python3 clang strace
 
 ifdef FAISS_PREFIX
 FAISS_DIR := $(FAISS_PREFIX)
