@@ -90,6 +90,8 @@ def temporary(p):
     return p in (tmpbase, "/tmp") or (os.path.dirname(p) == tmpbase and os.path.basename(p).startswith("cc"))
 # The directories of PATH are where the environment keeps its tools: the shell and make look commands up there.
 allowed = [clone, cache] + ([prefix] if prefix else []) + [norm(d) for d in path.split(":") if d.startswith("/")]
+# dpkg's own per-user configuration: read by the Makefile's package check (dpkg -s) when the package list changed.
+allowed.append(os.path.join(os.path.expanduser("~"), ".dpkg.cfg"))
 def under(p, d):
     return p == d or p.startswith(d.rstrip("/") + "/")
 # Directories above the clone and the cache may be looked at (a stat while resolving a path), not what is in them.
