@@ -17,7 +17,7 @@ CACHE_DIR ?= $(HOME)/.cache/vecstore
 BUILD := build
 
 DEB_PACKAGES := build-essential dpkg-dev cmake pkg-config libsqlite3-dev sqlite3 \
-  libopenblas-dev libopenblas-pthread-dev liblapack-dev libcmocka-dev valgrind python3 clang
+  libopenblas-dev libopenblas-pthread-dev liblapack-dev libcmocka-dev valgrind python3 clang strace
 
 ifdef FAISS_PREFIX
 FAISS_DIR := $(FAISS_PREFIX)
@@ -121,7 +121,7 @@ $(BUILD)/vecstore.so: $(EXT_OBJECTS) | deps
 # The LangChain FAISS walkthrough in SQL, in the sqlite3 shell, with readable output.
 demo: $(BUILD)/vecstore.so
 	@rm -f $(BUILD)/demo.db $(BUILD)/demo-other.db $(BUILD)/demo-copy.db
-	sqlite3 $(BUILD)/demo.db < sql/walkthrough.sql
+	sqlite3 -init /dev/null $(BUILD)/demo.db < sql/walkthrough.sql
 
 clean:
 	rm -rf $(BUILD)
