@@ -31,6 +31,32 @@ int vs_col_kind(const VsTable *pTab, int iCol, int *piDecl) {
   return iCol - nCol;
 }
 
+/* The name of column iCol (-1 for the rowid), for error messages. */
+static const char *column_name(const VsTable *pTab, int iCol) {
+  static const char *const azName[VS_KIND_COUNT] = {
+      [VS_KIND_ID] = "id",         [VS_KIND_CONTENT] = "content", [VS_KIND_METADATA] = "metadata",
+      [VS_KIND_EMBEDDING] = "embedding", [VS_KIND_DISTANCE] = "distance", [VS_KIND_SCORE] = "score",
+      [VS_KIND_K] = "k",           [VS_KIND_FETCH_K] = "fetch_k", [VS_KIND_LAMBDA] = "lambda_mult",
+      [VS_KIND_PARAMS] = "search_params"};
+  int iDecl = 0;
+  int eKind = vs_col_kind(pTab, iCol, &iDecl);
+  if (eKind == VS_KIND_ROWID) return "rowid";
+  if (eKind == VS_KIND_DECLARED) return pTab->pCfg->aCol[iDecl].zName;
+  if (eKind == VS_KIND_TABLE) return pTab->pCfg->zName;
+  return azName[eKind];
+}
+
+/* Fails the plan because of a MATCH on column iCol, which takes none: the error names the columns that do. */
+static int match_elsewhere(VsTable *pTab, int iCol) {
+  const char *zTab = pTab->pCfg->zName;
+  const char *zCol = column_name(pTab, iCol);
+  vs_error(&pTab->base.zErrMsg, "MATCH on column %s: only embedding and %s take MATCH: expected embedding MATCH "
+           "<vector> (a float32 BLOB or JSON array text) or %s MATCH <text> (the table's own column, a text query), "
+           "received %s MATCH; write WHERE embedding MATCH :vector or WHERE %s MATCH 'some text'",
+           zCol, zTab, zTab, zCol, zTab);
+  return SQLITE_ERROR;
+}
+
 /* The token of a declared-column operator, or 0 when the operator is not pushed down. */
 static const char *column_op_token(unsigned char op, int bIn) {
   switch (op) {
@@ -73,6 +99,8 @@ int vs_best_index(sqlite3_vtab *pVtab, sqlite3_index_info *pInfo) {
     const struct sqlite3_index_constraint *pC = &pInfo->aConstraint[i];
     int eKind = vs_col_kind(pTab, pC->iColumn, 0);
     int bMatch = pC->op == SQLITE_INDEX_CONSTRAINT_MATCH && (eKind == VS_KIND_EMBEDDING || eKind == VS_KIND_TABLE);
+    /* MATCH on any other column is wrong in every plan, usable or not. */
+    if (pC->op == SQLITE_INDEX_CONSTRAINT_MATCH && !bMatch) return match_elsewhere(pTab, pC->iColumn);
     if (!pC->usable) {
       if (bMatch) bMatchUnusable = 1;
       continue;
@@ -194,4 +222,30 @@ int vs_best_index(sqlite3_vtab *pVtab, sqlite3_index_info *pInfo) {
   pInfo->estimatedCost = rCost;
   pInfo->estimatedRows = nRows;
   return pInfo->idxStr || b.nArg == 0 ? SQLITE_OK : SQLITE_NOMEM;
+}
+
+/* The MATCH operator SQLite evaluates itself: the one on embedding or on the table's column that xBestIndex did not
+** consume (inside OR, NOT, CASE or another expression, a second MATCH, or in the result columns). It never holds a
+** meaning of its own, so it fails with an error that says where MATCH goes. The user data is the VsTable, which
+** outlives every statement that reads the table. */
+static void misplaced_match(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  (void)argv;
+  const char *zTab = ((VsTable *)sqlite3_user_data(ctx))->pCfg->zName;
+  char *zErr = 0;
+  vs_error(&zErr, "a MATCH on table %s that SQLite would have to test row by row: expected one embedding MATCH "
+           "<vector> or %s MATCH <text>, ANDed with the other conditions at the top level of WHERE, received a MATCH "
+           "inside OR, NOT, CASE or another expression (or a second MATCH); write WHERE embedding MATCH :vector AND "
+           "(a OR b), not WHERE embedding MATCH :vector OR a", zTab, zTab);
+  if (zErr) sqlite3_result_error(ctx, zErr, -1);
+  else sqlite3_result_error_nomem(ctx);
+  sqlite3_free(zErr);
+}
+
+int vs_find_function(sqlite3_vtab *pVtab, int nArg, const char *zName,
+                     void (**pxFunc)(sqlite3_context *, int, sqlite3_value **), void **ppArg) {
+  if (nArg != 2 || sqlite3_stricmp(zName, "match") != 0) return 0;
+  *pxFunc = misplaced_match;
+  *ppArg = pVtab;
+  return 1;
 }

@@ -1,0 +1,102 @@
+/* Errors that teach (issue 11): every user error starts with "vecstore: " and says what was expected, what was
+** received and what to write instead. MATCH on the wrong column or in the wrong place, search-only constraints
+** without a MATCH, float64 vectors, CREATE arguments in sqlite-vec or unquoted-comma form; and EXPLAIN QUERY PLAN
+** naming declared columns by name. Real connections on real files. */
+#include "testutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+TU_FIXTURES("errors")
+
+/* Checks that zErr starts with "vecstore: " and contains every fragment of the NULL-terminated list ap. */
+static void check_message(const char *zErr, const char *zSql, va_list ap) {
+  if (strncmp(zErr, "vecstore: ", 10) != 0) fail_msg("error '%s' does not start with 'vecstore: '\n  in: %s", zErr, zSql);
+  const char *zFrag;
+  while ((zFrag = va_arg(ap, const char *)) != 0) {
+    if (strstr(zErr, zFrag) == 0) fail_msg("error '%s' lacks '%s'\n  in: %s", zErr, zFrag, zSql);
+  }
+}
+
+/* zSql must fail (at prepare or while stepping) with a "vecstore: " message containing the fragments. */
+static void expect_error(sqlite3 *db, const char *zSql, ...) {
+  char *zErr = tu_exec_error(db, zSql);
+  va_list ap;
+  va_start(ap, zSql);
+  check_message(zErr, zSql, ap);
+  va_end(ap);
+  sqlite3_free(zErr);
+}
+
+/* docs(dim 2, page INTEGER, source TEXT) with four rows: rowid i at [i, 0], page i % 2, source 'a' or 'b'. */
+static void create_docs(sqlite3 *db) {
+  tu_exec(db, "CREATE VIRTUAL TABLE docs USING vecstore(dim = 2, page INTEGER, source TEXT)");
+  tu_exec(db, "INSERT INTO docs(rowid, id, content, embedding, page, source) VALUES "
+              "(1, 'a', 'one', '[1, 0]', 1, 'a'), (2, 'b', 'two', '[2, 0]', 0, 'b'), "
+              "(3, 'c', 'three', '[3, 0]', 1, 'a'), (4, 'd', 'four', '[4, 0]', 0, 'b')");
+}
+
+/**************************************************************************************************
+** 1. MATCH on a column that does not take it, or where the table cannot use it.
+*/
+
+/* MATCH on any column but embedding and the table's own column names the two that take MATCH; the error comes at
+** prepare time, so an empty table gets it too. */
+static void test_match_other_column(void **state) {
+  (void)state;
+  tu_exec(tu_db, "CREATE VIRTUAL TABLE empty USING vecstore(dim = 2, page INTEGER)");
+  expect_error(tu_db, "SELECT rowid FROM empty WHERE content MATCH 'x'", "MATCH on column content",
+               "embedding MATCH", "empty MATCH", NULL);
+  create_docs(tu_db);
+  static const char *const azCol[] = {"content", "metadata", "id", "page", "source", "distance", "score", "k",
+                                      "search_params", "rowid"};
+  for (size_t i = 0; i < sizeof(azCol) / sizeof(azCol[0]); i++) {
+    char *zSql = sqlite3_mprintf("SELECT rowid FROM docs WHERE %s MATCH 'apples'", azCol[i]);
+    char *zCol = sqlite3_mprintf("MATCH on column %s", azCol[i]);
+    expect_error(tu_db, zSql, zCol, "embedding MATCH <vector>", "docs MATCH <text>", "WHERE docs MATCH", NULL);
+    sqlite3_free(zCol);
+    sqlite3_free(zSql);
+  }
+  /* Also beside a good MATCH, and in a join where the MATCH value comes from another table. */
+  expect_error(tu_db, "SELECT rowid FROM docs WHERE embedding MATCH '[1, 0]' AND content MATCH 'x'",
+               "MATCH on column content", NULL);
+  tu_exec(tu_db, "CREATE TABLE q(v TEXT, t TEXT)");
+  tu_exec(tu_db, "INSERT INTO q VALUES ('[1, 0]', 'one')");
+  expect_error(tu_db, "SELECT docs.rowid FROM q, docs WHERE docs.content MATCH q.t", "MATCH on column content", NULL);
+  /* The columns that take MATCH still do, in a join too. */
+  tu_expect_rows(tu_db, "SELECT rowid FROM docs WHERE embedding MATCH '[1, 0]' AND k = 2", ",", "%g", "1,2");
+  tu_expect_rows(tu_db, "SELECT docs.rowid FROM q, docs WHERE docs.embedding MATCH q.v AND docs.k = 1", ",", "%g", "1");
+}
+
+/* A MATCH on embedding or on the table's column that SQLite would have to test row by row (inside OR or NOT, in
+** an expression) is an error explaining that MATCH goes at the top level of WHERE, ANDed. */
+static void test_match_not_at_top_level(void **state) {
+  (void)state;
+  create_docs(tu_db);
+  const char *azSql[] = {
+      "SELECT rowid FROM docs WHERE embedding MATCH '[1, 0]' OR length(id) = 1",
+      "SELECT rowid FROM docs WHERE NOT (embedding MATCH '[1, 0]')",
+      "SELECT rowid FROM docs WHERE (embedding MATCH '[1, 0]') = 1",
+      "SELECT rowid, embedding MATCH '[1, 0]' FROM docs",
+      "SELECT rowid FROM docs WHERE docs MATCH 'one' OR length(id) = 1",
+      "SELECT rowid FROM docs WHERE CASE WHEN page = 1 THEN embedding MATCH '[1, 0]' ELSE 1 END",
+  };
+  for (size_t i = 0; i < sizeof(azSql) / sizeof(azSql[0]); i++) {
+    expect_error(tu_db, azSql[i], "MATCH", "top level", "ANDed", "embedding MATCH <vector>", "docs MATCH <text>",
+                 NULL);
+  }
+  /* The same conditions ANDed with the MATCH are fine. */
+  tu_expect_rows(tu_db, "SELECT rowid FROM docs WHERE embedding MATCH '[4, 0]' AND (page = 1 OR id = 'd') AND k = 10",
+                 ",", "%g", "4,3,1");
+  tu_expect_rows(tu_db, "SELECT rowid FROM docs WHERE embedding MATCH '[1, 0]' AND NOT (page = 1) LIMIT 5", ",", "%g",
+                 "2,4");
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_match_other_column, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_match_not_at_top_level, setup, teardown),
+  };
+  return cmocka_run_group_tests_name("errors", tests, NULL, NULL);
+}
