@@ -573,6 +573,52 @@ static int doc_step(VsCursor *pCur) {
   return rc == SQLITE_DONE ? SQLITE_OK : cursor_error(pCur, rc);
 }
 
+/* Moves *pz to the next token of an idxStr (plan.c) and sets *pzTok and *pnTok to it. A token runs to the next
+** space outside double quotes (a quoted part, with "" for a quote character, may hold spaces). Returns 0 at the
+** end of the string. */
+static int next_token(const char **pz, const char **pzTok, int *pnTok) {
+  const char *z = *pz;
+  while (*z == ' ') z++;
+  if (*z == 0) return 0;
+  const char *zStart = z;
+  int bQuoted = 0;
+  for (; *z && (bQuoted || *z != ' '); z++) {
+    if (*z == '"') bQuoted = !bQuoted; /* "" inside quotes closes and reopens at once */
+  }
+  *pzTok = zStart;
+  *pnTok = (int)(z - zStart);
+  *pz = z;
+  return 1;
+}
+
+/* The column named by the first token of idxStr that is a search-only condition (k, fetch_k, lambda, params,
+** distance, score), or 0 if there is none; *pzHint gets what to write instead, if anything ("" if not). Plans
+** without MATCH take such conditions only so that xFilter can report them. */
+static const char *search_only_column(const char *idxStr, const char **pzHint) {
+  static const struct {
+    const char *zToken;
+    const char *zColumn;
+    const char *zHint;
+  } aSearchOnly[] = {{"k", "k", "; to cap a plain scan, write LIMIT instead of k"},
+                     {"fetch_k", "fetch_k", ""},
+                     {"lambda", "lambda_mult", ""},
+                     {"params", "search_params", ""},
+                     {"distance", "distance", "; distance and score exist only in a search (NULL in a scan)"},
+                     {"score", "score", "; distance and score exist only in a search (NULL in a scan)"}};
+  const char *z = idxStr ? idxStr : "";
+  const char *zTok;
+  int nTok;
+  while (next_token(&z, &zTok, &nTok)) {
+    for (size_t i = 0; i < sizeof(aSearchOnly) / sizeof(aSearchOnly[0]); i++) {
+      if ((int)strlen(aSearchOnly[i].zToken) == nTok && memcmp(zTok, aSearchOnly[i].zToken, (size_t)nTok) == 0) {
+        *pzHint = aSearchOnly[i].zHint;
+        return aSearchOnly[i].zColumn;
+      }
+    }
+  }
+  return 0;
+}
+
 /* Decodes the argv values as the idxStr tokens name them (plan.c). */
 static int read_arguments(VsCursor *pCur, const char *idxStr, int argc, sqlite3_value **argv, sqlite3_value **ppQuery,
                           int *pbText, sqlite3_value **ppKey, sqlite3_value **ppAmong, char *zAmong, i64 *pnLimit,
@@ -580,13 +626,11 @@ static int read_arguments(VsCursor *pCur, const char *idxStr, int argc, sqlite3_
   VsTable *pTab = cursor_table(pCur);
   int rc = SQLITE_OK;
   const char *z = idxStr ? idxStr : "";
-  for (int i = 0; rc == SQLITE_OK && i < argc && *z; i++) {
+  const char *zTok = 0;
+  int nTok = 0;
+  for (int i = 0; rc == SQLITE_OK && i < argc && next_token(&z, &zTok, &nTok); i++) {
     char zToken[32];
-    int n = 0;
-    while (z[n] && z[n] != ' ') n++;
-    sqlite3_snprintf(sizeof(zToken), zToken, "%.*s", n, z);
-    z += n;
-    while (*z == ' ') z++;
+    sqlite3_snprintf(sizeof(zToken), zToken, "%.*s", nTok, zTok);
     sqlite3_value *pVal = argv[i];
     if (strcmp(zToken, "match") == 0 || strcmp(zToken, "text") == 0) {
       *ppQuery = pVal;
@@ -638,6 +682,15 @@ int vs_cursor_filter(sqlite3_vtab_cursor *pCursor, int idxNum, const char *idxSt
   int bText = 0;
   i64 nLimit = -1, nOffset = 0;
   int bZeroCap = 0;
+  if (idxNum != VS_PLAN_KNN) {
+    const char *zHint = "";
+    const char *zCol = search_only_column(idxStr, &zHint);
+    if (zCol) {
+      vs_error(&pTab->base.zErrMsg, "%s needs a search: expected embedding MATCH <vector> or %s MATCH <text> ANDed "
+               "with it at the top level of WHERE, received no MATCH%s", zCol, pTab->pCfg->zName, zHint);
+      return SQLITE_ERROR;
+    }
+  }
   int rc = read_arguments(pCur, idxStr, argc, argv, &pQuery, &bText, &pKey, &pAmong, zAmong, &nLimit, &nOffset);
   if (rc != SQLITE_OK) return cursor_error(pCur, rc);
   bZeroCap = pCur->nCap == 0;
@@ -647,11 +700,6 @@ int vs_cursor_filter(sqlite3_vtab_cursor *pCursor, int idxNum, const char *idxSt
   if (bZeroCap) pCur->nCap = 0;
 
   if (idxNum != VS_PLAN_KNN) {
-    if (pCur->nFetchK >= 0 || pCur->bLambda || pCur->zParams) {
-      vs_error(&pTab->base.zErrMsg, "fetch_k, lambda_mult and search_params need a search: expected "
-               "WHERE embedding MATCH <vector>, received none");
-      return SQLITE_ERROR;
-    }
     if (pCur->pWhere) {
       pCur->bDocOwned = 1;
       rc = prepare_filtered(pCur, "SELECT rowid, id, content, metadata{cols} FROM {docs} WHERE ", " ORDER BY rowid",

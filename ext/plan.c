@@ -13,10 +13,17 @@
 **   rowid id                                       point lookups (no MATCH)
 **   rowid-in rowid-eq id-in id-eq                  with MATCH: search only among these rows
 **   dist-lt dist-le score-ge score-gt              with MATCH: the radius
+**   distance score (and k fetch_k lambda params)   without MATCH: any condition on these search-only columns,
+**                                                  taken only so that xFilter fails saying it needs a MATCH
 **   c<N>:<op>                                      declared column N; op: eq ne lt le gt ge in is isnot
 **                                                  isnull notnull (applied inside the search, or as SQL)
 ** k, fetch_k, lambda_mult and search_params are consumed by every plan so that SQLite never compares them with
-** the hidden columns (a plan without MATCH rejects fetch_k, lambda_mult and search_params in xFilter).
+** the hidden columns. A plan without MATCH takes every condition on them, distance and score (a scan has no
+** distance, and k would silently act as LIMIT), and xFilter rejects it naming the columns that take MATCH. Only
+** the plan SQLite runs fails: xBestIndex also sees plans for the branches of an OR ("embedding MATCH ? AND
+** (distance < 1 OR page = 2)"), which are costlier than the search and never chosen.
+** A MATCH on any other column fails the statement in xBestIndex; a MATCH on embedding or the table's column that
+** SQLite evaluates itself (inside NOT or an OR it cannot split) calls misplaced_match (xFindFunction).
 */
 #include "vecstore_int.h"
 
@@ -168,6 +175,11 @@ int vs_best_index(sqlite3_vtab *pVtab, sqlite3_index_info *pInfo) {
     int eKind = vs_col_kind(pTab, pC->iColumn, &iDecl);
     if (eKind >= VS_KIND_K && eKind <= VS_KIND_PARAMS && aHidden[eKind] == i) {
       take(&b, i, azHidden[eKind]);
+      continue;
+    }
+    /* Without MATCH every condition on a search-only column is taken, for xFilter to report (cursor.c). */
+    if (ePlan != VS_PLAN_KNN && eKind >= VS_KIND_DISTANCE && eKind <= VS_KIND_PARAMS) {
+      take(&b, i, eKind == VS_KIND_DISTANCE ? "distance" : eKind == VS_KIND_SCORE ? "score" : azHidden[eKind]);
       continue;
     }
     if (ePlan == VS_PLAN_KNN && eKind == VS_KIND_DISTANCE &&

@@ -93,10 +93,58 @@ static void test_match_not_at_top_level(void **state) {
                  "2,4");
 }
 
+/**************************************************************************************************
+** 2. Search-only constraints without a MATCH.
+*/
+
+static void test_search_only_without_match(void **state) {
+  (void)state;
+  create_docs(tu_db);
+  static const struct {
+    const char *zWhere;
+    const char *zCol;
+  } aCase[] = {
+      {"k = 1", "k"},
+      {"k > 1", "k"},
+      {"fetch_k = 2", "fetch_k"},
+      {"lambda_mult = 0.5", "lambda_mult"},
+      {"search_params = 'efSearch=8'", "search_params"},
+      {"distance < 1", "distance"},
+      {"distance <= 1", "distance"},
+      {"distance > 1", "distance"},
+      {"score >= 0.5", "score"},
+      {"score > 0.5", "score"},
+      {"distance IS NULL", "distance"},
+      {"page = 1 AND k = 1", "k"},
+      {"rowid = 1 AND k = 1", "k"},
+      {"id = 'a' AND distance < 5", "distance"},
+      {"rowid IN (1, 2) AND score > 0", "score"},
+  };
+  for (size_t i = 0; i < sizeof(aCase) / sizeof(aCase[0]); i++) {
+    char *zSql = sqlite3_mprintf("SELECT rowid FROM docs WHERE %s", aCase[i].zWhere);
+    char *zWhat = sqlite3_mprintf("%s needs a search", aCase[i].zCol);
+    expect_error(tu_db, zSql, zWhat, "received no MATCH", "embedding MATCH <vector>", "docs MATCH <text>", NULL);
+    sqlite3_free(zWhat);
+    sqlite3_free(zSql);
+  }
+  /* k without a MATCH says that a scan takes LIMIT. */
+  expect_error(tu_db, "SELECT rowid FROM docs WHERE k = 2", "LIMIT", NULL);
+  /* With the MATCH the same constraints work, also inside an OR beside it. */
+  tu_expect_rows(tu_db, "SELECT rowid FROM docs WHERE embedding MATCH '[1, 0]' AND k = 1", ",", "%g", "1");
+  tu_expect_rows(tu_db, "SELECT rowid FROM docs WHERE embedding MATCH '[1, 0]' AND distance < 2", ",", "%g", "1,2");
+  tu_expect_rows(tu_db, "SELECT rowid FROM docs WHERE embedding MATCH '[1, 0]' AND (distance < 0.5 OR page = 0)", ",",
+                 "%g", "1,2,4");
+  /* Plain scans and point lookups are unchanged. */
+  tu_expect_rows(tu_db, "SELECT rowid FROM docs WHERE page = 1", ",", "%g", "1,3");
+  tu_expect_rows(tu_db, "SELECT rowid, distance IS NULL FROM docs WHERE id = 'b'", ",", "%g", "2|1");
+  tu_expect_rows(tu_db, "SELECT rowid FROM docs LIMIT 2", ",", "%g", "1,2");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_match_other_column, setup, teardown),
       cmocka_unit_test_setup_teardown(test_match_not_at_top_level, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_search_only_without_match, setup, teardown),
   };
   return cmocka_run_group_tests_name("errors", tests, NULL, NULL);
 }
