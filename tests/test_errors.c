@@ -29,6 +29,25 @@ static void expect_error(sqlite3 *db, const char *zSql, ...) {
   sqlite3_free(zErr);
 }
 
+/* zSql with ?1 bound to the nByte bytes of pBlob must fail with a "vecstore: " message containing the fragments. */
+static void expect_blob_error(sqlite3 *db, const char *zSql, const void *pBlob, int nByte, ...) {
+  sqlite3_stmt *pStmt = 0;
+  int rc = sqlite3_prepare_v2(db, zSql, -1, &pStmt, 0);
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_blob(pStmt, 1, pBlob, nByte, SQLITE_TRANSIENT);
+    while ((rc = sqlite3_step(pStmt)) == SQLITE_ROW) {
+    }
+    if (rc == SQLITE_DONE) fail_msg("SQL succeeded but an error was expected: %s", zSql);
+  }
+  char *zErr = sqlite3_mprintf("%s", sqlite3_errmsg(db));
+  sqlite3_finalize(pStmt);
+  va_list ap;
+  va_start(ap, nByte);
+  check_message(zErr, zSql, ap);
+  va_end(ap);
+  sqlite3_free(zErr);
+}
+
 /* docs(dim 2, page INTEGER, source TEXT) with four rows: rowid i at [i, 0], page i % 2, source 'a' or 'b'. */
 static void create_docs(sqlite3 *db) {
   tu_exec(db, "CREATE VIRTUAL TABLE docs USING vecstore(dim = 2, page INTEGER, source TEXT)");
@@ -140,11 +159,75 @@ static void test_search_only_without_match(void **state) {
   tu_expect_rows(tu_db, "SELECT rowid FROM docs LIMIT 2", ",", "%g", "1,2");
 }
 
+/**************************************************************************************************
+** 3. float64 vectors.
+*/
+
+static void test_float64_blob(void **state) {
+  (void)state;
+  tu_exec(tu_db, "CREATE VIRTUAL TABLE v USING vecstore(dim = 4)");
+  const double a64[4] = {0.1, 0.2, 0.3, 0.4};
+  const float a32[4] = {0.1f, 0.2f, 0.3f, 0.4f};
+  /* Stored vectors: INSERT and UPDATE. */
+  expect_blob_error(tu_db, "INSERT INTO v(rowid, embedding) VALUES (1, ?1)", a64, (int)sizeof(a64), "embedding",
+                    "32 bytes", "float64", "float32 little-endian", "16 bytes for dim 4", ".astype(np.float32).tobytes()",
+                    "JSON", NULL);
+  tu_exec(tu_db, "INSERT INTO v(rowid, embedding) VALUES (1, '[0.1, 0.2, 0.3, 0.4]')");
+  expect_blob_error(tu_db, "UPDATE v SET embedding = ?1 WHERE rowid = 1", a64, (int)sizeof(a64), "float64",
+                    ".astype(np.float32).tobytes()", NULL);
+  /* Query vectors. */
+  expect_blob_error(tu_db, "SELECT rowid FROM v WHERE embedding MATCH ?1 AND k = 1", a64, (int)sizeof(a64),
+                    "query vector", "float64", "float32 little-endian", ".astype(np.float32).tobytes()", NULL);
+  /* Values whose float64 bytes read as float32 hold a NaN: still named as float64, not as a non-finite value. */
+  const double aNan[4] = {1.0000000000000002, 1.0000000000000004, 0.1, -0.7};
+  unsigned char aBytes[32];
+  memcpy(aBytes, aNan, 32);
+  aBytes[3] = 0x7f; /* the first float32 of the bytes is a NaN */
+  aBytes[2] = 0xc0;
+  expect_blob_error(tu_db, "SELECT rowid FROM v WHERE embedding MATCH ?1 AND k = 1", aBytes, 32, "float64", NULL);
+  /* The vector functions: vecstore_distance knows the dimension from the other vector. */
+  expect_blob_error(tu_db, "SELECT vecstore_distance('[0.1, 0.2, 0.3, 0.4]', ?1)", a64, (int)sizeof(a64),
+                    "second vector", "float64", ".astype(np.float32).tobytes()", NULL);
+  expect_blob_error(tu_db, "SELECT vecstore_distance(?1, '[0.1, 0.2, 0.3, 0.4]')", a64, (int)sizeof(a64),
+                    "second vector has 4 dimensions, expected 8", "or the first vector is float64", "32 bytes",
+                    ".astype(np.float32).tobytes()", NULL);
+  expect_blob_error(tu_db, "SELECT vecstore_distance(?1, '[1, 2, 3, 4]')", aBytes, 32,
+                    "vecstore_distance(): first vector BLOB has 32 bytes", "float64", NULL);
+  expect_blob_error(tu_db, "SELECT vecstore_distance(vecstore_vector('[1, 2, 3, 4]'), ?1, 'cosine')", a64,
+                    (int)sizeof(a64), "second vector", "float64", NULL);
+  /* float32 BLOBs of the right size still work. */
+  sqlite3_stmt *pStmt = tu_prepare(tu_db, "SELECT rowid FROM v WHERE embedding MATCH ?1 AND k = 1");
+  sqlite3_bind_blob(pStmt, 1, a32, (int)sizeof(a32), SQLITE_STATIC);
+  assert_int_equal(sqlite3_step(pStmt), SQLITE_ROW);
+  assert_int_equal(sqlite3_column_int64(pStmt, 0), 1);
+  sqlite3_finalize(pStmt);
+  /* Other wrong sizes keep their dimension message. */
+  expect_error(tu_db, "INSERT INTO v(embedding) VALUES (zeroblob(12))", "embedding has 3 dimensions, expected 4", NULL);
+}
+
+/* An embedder function that returns float64 bytes gets the same explanation. */
+static void embed64(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  (void)argv;
+  static const double a[4] = {0.5, 0.25, 0.125, 1.0};
+  sqlite3_result_blob(ctx, a, (int)sizeof(a), SQLITE_STATIC);
+}
+
+static void test_float64_embedder(void **state) {
+  (void)state;
+  assert_int_equal(sqlite3_create_function(tu_db, "embed64", 1, SQLITE_UTF8 | SQLITE_INNOCUOUS, 0, embed64, 0, 0),
+                   SQLITE_OK);
+  tu_exec(tu_db, "CREATE VIRTUAL TABLE e USING vecstore(dim = 4, embedder = embed64)");
+  expect_error(tu_db, "INSERT INTO e(content) VALUES ('hello')", "float64", "float32", NULL);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_match_other_column, setup, teardown),
       cmocka_unit_test_setup_teardown(test_match_not_at_top_level, setup, teardown),
       cmocka_unit_test_setup_teardown(test_search_only_without_match, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_float64_blob, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_float64_embedder, setup, teardown),
   };
   return cmocka_run_group_tests_name("errors", tests, NULL, NULL);
 }
