@@ -221,6 +221,38 @@ static void test_float64_embedder(void **state) {
   expect_error(tu_db, "INSERT INTO e(content) VALUES ('hello')", "float64", "float32", NULL);
 }
 
+/**************************************************************************************************
+** 4. CREATE arguments that suggest the right syntax.
+*/
+
+static void test_create_unquoted_index(void **state) {
+  (void)state;
+  expect_error(tu_db, "CREATE VIRTUAL TABLE t USING vecstore(dim = 4, index=HNSW32,Flat)", "quote",
+               "index='HNSW32,Flat'", "commas", NULL);
+  expect_error(tu_db, "CREATE VIRTUAL TABLE t USING vecstore(dim = 8, index = IVF16,PQ4x4, metric = ip)",
+               "index='IVF16,PQ4x4'", NULL);
+  expect_error(tu_db, "CREATE VIRTUAL TABLE t USING vecstore(index=OPQ4_8,IVF16,PQ4x4,RFlat, dim = 8)",
+               "index='OPQ4_8,IVF16,PQ4x4,RFlat'", NULL);
+  /* Nothing was created; the quoted form works. */
+  tu_expect_int(tu_db, "SELECT count(*) FROM sqlite_schema WHERE name LIKE 't%'", 0);
+  tu_exec(tu_db, "CREATE VIRTUAL TABLE t USING vecstore(dim = 4, index='HNSW32,Flat')");
+  tu_exec(tu_db, "INSERT INTO t(rowid, embedding) VALUES (1, '[1, 0, 0, 0]')");
+  tu_expect_int(tu_db, "SELECT rowid FROM t WHERE embedding MATCH '[1, 0, 0, 0]' AND k = 1", 1);
+  /* A stray word elsewhere keeps the general message. */
+  expect_error(tu_db, "CREATE VIRTUAL TABLE u USING vecstore(dim = 4, Flat)", "column declaration", "'Flat'", NULL);
+}
+
+static void test_create_sqlite_vec_column(void **state) {
+  (void)state;
+  expect_error(tu_db, "CREATE VIRTUAL TABLE t USING vecstore(embedding float[4])", "sqlite-vec", "dim = 4",
+               "embedding", "built in", "received 'embedding float[4]'", NULL);
+  expect_error(tu_db, "CREATE VIRTUAL TABLE t USING vecstore(dim = 8, vec FLOAT[8])", "dim = 8", "embedding",
+               "built in", NULL);
+  expect_error(tu_db, "CREATE VIRTUAL TABLE t USING vecstore(embedding float[384] distance_metric=cosine)",
+               "dim = 384", "metric = cosine", NULL);
+  tu_expect_int(tu_db, "SELECT count(*) FROM sqlite_schema WHERE name LIKE 't%'", 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_match_other_column, setup, teardown),
@@ -228,6 +260,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_search_only_without_match, setup, teardown),
       cmocka_unit_test_setup_teardown(test_float64_blob, setup, teardown),
       cmocka_unit_test_setup_teardown(test_float64_embedder, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_create_unquoted_index, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_create_sqlite_vec_column, setup, teardown),
   };
   return cmocka_run_group_tests_name("errors", tests, NULL, NULL);
 }
