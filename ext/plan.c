@@ -6,7 +6,7 @@
 **   VS_PLAN_ROWID  the row with rowid = ?          VS_PLAN_ID  the row with id = ?
 **   VS_PLAN_KNN    rows in increasing distance from a query (MATCH)
 ** idxStr is a space-separated list of tokens, one per argv value xFilter receives, in argv order, so that
-** EXPLAIN QUERY PLAN reads like the query (e.g. "match k c0:eq limit"):
+** EXPLAIN QUERY PLAN reads like the query (e.g. "match k page:eq source:in limit"):
 **   match        embedding MATCH <vector>          text      <table> MATCH <text>
 **   k fetch_k lambda params                        the hidden columns k, fetch_k, lambda_mult, search_params
 **   limit offset                                   LIMIT / OFFSET (taken only when every other condition is)
@@ -15,8 +15,12 @@
 **   dist-lt dist-le score-ge score-gt              with MATCH: the radius
 **   distance score (and k fetch_k lambda params)   without MATCH: any condition on these search-only columns,
 **                                                  taken only so that xFilter fails saying it needs a MATCH
-**   c<N>:<op>                                      declared column N; op: eq ne lt le gt ge in is isnot
+**   <name>:<op>                                    a declared column; op: eq ne lt le gt ge in is isnot
 **                                                  isnull notnull (applied inside the search, or as SQL)
+** A declared column's name is written bare when it is a plain identifier (page:eq), else double-quoted like an SQL
+** identifier, "" for a quote ("my col":eq, "a:b":lt), so that no token has a space outside quotes. Only these
+** tokens contain ':' (outside quotes or not), and the op is what follows the last one: the decoder
+** (cursor.c, read_arguments) tells them from the fixed tokens by the ':' and maps the name back to its column.
 ** k, fetch_k, lambda_mult and search_params are consumed by every plan so that SQLite never compares them with
 ** the hidden columns. A plan without MATCH takes every condition on them, distance and score (a scan has no
 ** distance, and k would silently act as LIMIT), and xFilter rejects it naming the columns that take MATCH. Only
@@ -92,6 +96,22 @@ static void take(PlanBuilder *b, int i, const char *zToken) {
   b->pInfo->aConstraintUsage[i].argvIndex = ++b->nArg;
   b->pInfo->aConstraintUsage[i].omit = 1;
   sqlite3_str_appendf(b->pStr, "%s%s", b->nArg > 1 ? " " : "", zToken);
+}
+
+/* Is zName a plain identifier (letters, digits and '_', not starting with a digit), written bare in idxStr? */
+static int is_plain_name(const char *zName) {
+  if (!((zName[0] >= 'A' && zName[0] <= 'Z') || (zName[0] >= 'a' && zName[0] <= 'z') || zName[0] == '_')) return 0;
+  for (const char *z = zName; *z; z++) {
+    if (!((*z >= 'A' && *z <= 'Z') || (*z >= 'a' && *z <= 'z') || (*z >= '0' && *z <= '9') || *z == '_')) return 0;
+  }
+  return 1;
+}
+
+/* Hands constraint i, on the declared column named zName, to xFilter as the token <name>:<op>. */
+static void take_column(PlanBuilder *b, int i, const char *zName, const char *zOp) {
+  take(b, i, "");
+  if (is_plain_name(zName)) sqlite3_str_appendf(b->pStr, "%s:%s", zName, zOp);
+  else sqlite3_str_appendf(b->pStr, "\"%w\":%s", zName, zOp);
 }
 
 int vs_best_index(sqlite3_vtab *pVtab, sqlite3_index_info *pInfo) {
@@ -197,9 +217,7 @@ int vs_best_index(sqlite3_vtab *pVtab, sqlite3_index_info *pInfo) {
       const char *zOp = column_op_token(pC->op, bIn);
       if (zOp) {
         if (bIn) sqlite3_vtab_in(pInfo, i, 1);
-        char zToken[32];
-        sqlite3_snprintf(sizeof(zToken), zToken, "c%d:%s", iDecl, zOp);
-        take(&b, i, zToken);
+        take_column(&b, i, pTab->pCfg->aCol[iDecl].zName, zOp);
         rCost = rCost > 10 ? rCost / 10 : rCost;
         if (ePlan == VS_PLAN_SCAN) nRows = nRows > 10 ? nRows / 10 : nRows;
         continue;

@@ -48,6 +48,23 @@ static void expect_blob_error(sqlite3 *db, const char *zSql, const void *pBlob, 
   sqlite3_free(zErr);
 }
 
+/* The EXPLAIN QUERY PLAN details of zSql, joined by "; ". */
+static char *plan_of(sqlite3 *db, const char *zSql) {
+  char *zEqp = sqlite3_mprintf("EXPLAIN QUERY PLAN %s", zSql);
+  sqlite3_stmt *pStmt = tu_prepare(db, zEqp);
+  sqlite3_free(zEqp);
+  sqlite3_str *p = sqlite3_str_new(0);
+  while (sqlite3_step(pStmt) == SQLITE_ROW) sqlite3_str_appendf(p, "%s; ", (const char *)sqlite3_column_text(pStmt, 3));
+  sqlite3_finalize(pStmt);
+  return sqlite3_str_finish(p);
+}
+
+static void expect_plan(sqlite3 *db, const char *zSql, const char *zHas) {
+  char *z = plan_of(db, zSql);
+  if (strstr(z, zHas) == 0) fail_msg("plan '%s' lacks '%s'\n  in: %s", z, zHas, zSql);
+  sqlite3_free(z);
+}
+
 /* docs(dim 2, page INTEGER, source TEXT) with four rows: rowid i at [i, 0], page i % 2, source 'a' or 'b'. */
 static void create_docs(sqlite3 *db) {
   tu_exec(db, "CREATE VIRTUAL TABLE docs USING vecstore(dim = 2, page INTEGER, source TEXT)");
@@ -253,6 +270,34 @@ static void test_create_sqlite_vec_column(void **state) {
   tu_expect_int(tu_db, "SELECT count(*) FROM sqlite_schema WHERE name LIKE 't%'", 0);
 }
 
+/**************************************************************************************************
+** 5. EXPLAIN QUERY PLAN names declared columns.
+*/
+
+static void test_explain_column_names(void **state) {
+  (void)state;
+  create_docs(tu_db);
+  expect_plan(tu_db, "SELECT rowid FROM docs WHERE embedding MATCH '[1, 0]' AND k = 3 AND page = 1 AND source IN ('a', 'b')",
+              "INDEX 3:match k page:eq source:in");
+  expect_plan(tu_db, "SELECT rowid FROM docs WHERE page >= 1 AND source IS NOT NULL", "INDEX 0:page:ge source:notnull");
+  /* Names that are not plain identifiers are quoted like SQL identifiers; names with ':' and ' ' decode. */
+  tu_exec(tu_db, "CREATE VIRTUAL TABLE odd USING vecstore(dim = 2, \"my col\" INTEGER, \"a:b\" TEXT, "
+                 "\"say \"\"hi\"\"\" REAL, \"x:eq\" INTEGER, `match` INTEGER)");
+  tu_exec(tu_db, "INSERT INTO odd(rowid, embedding, \"my col\", \"a:b\", \"say \"\"hi\"\"\", \"x:eq\", \"match\") VALUES "
+                 "(1, '[1, 0]', 1, 'p', 0.5, 7, 0), (2, '[2, 0]', 2, 'q', 1.5, 8, 1), (3, '[3, 0]', 1, 'q', 2.5, 9, 1)");
+  const char *zSql = "SELECT rowid FROM odd WHERE embedding MATCH '[3, 0]' AND \"my col\" = 1 AND \"a:b\" = 'q' "
+                     "AND \"say \"\"hi\"\"\" > 1 AND \"x:eq\" < 10 AND \"match\" = 1";
+  expect_plan(tu_db, zSql, "match \"my col\":eq \"a:b\":eq \"say \"\"hi\"\"\":gt \"x:eq\":lt match:eq");
+  tu_expect_rows(tu_db, zSql, ",", "%g", "3");
+  tu_expect_rows(tu_db, "SELECT rowid FROM odd WHERE \"a:b\" = 'q' AND \"x:eq\" IN (7, 8)", ",", "%g", "2");
+  tu_expect_rows(tu_db, "SELECT rowid FROM odd WHERE \"match\" = 0 OR \"my col\" = 2", ",", "%g", "1,2");
+  /* Another connection reads the table from the file, as it would one written by an earlier release. */
+  sqlite3 *db2 = tu_open(tu_fixture_path());
+  tu_expect_rows(db2, zSql, ",", "%g", "3");
+  tu_expect_rows(db2, "SELECT rowid FROM odd WHERE \"say \"\"hi\"\"\" <= 1.5 AND \"a:b\" IS NOT NULL", ",", "%g", "1,2");
+  assert_int_equal(sqlite3_close(db2), SQLITE_OK);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_match_other_column, setup, teardown),
@@ -262,6 +307,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_float64_embedder, setup, teardown),
       cmocka_unit_test_setup_teardown(test_create_unquoted_index, setup, teardown),
       cmocka_unit_test_setup_teardown(test_create_sqlite_vec_column, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_explain_column_names, setup, teardown),
   };
   return cmocka_run_group_tests_name("errors", tests, NULL, NULL);
 }
