@@ -5,6 +5,9 @@
 ** 1..65536), metric (l2 | ip | cosine), index (a Faiss index_factory description, default Flat), embedder
 ** and search_params. Unknown or repeated keys and bad values are errors that name them. An argument without
 ** '=' declares a typed metadata column, `name TYPE` with TYPE INTEGER (INT), REAL (FLOAT, DOUBLE), TEXT or BLOB.
+** Two mistakes get errors that show what to write: SQLite splits the arguments at commas, so index=HNSW32,Flat
+** arrives as index=HNSW32 and a stray Flat (write index='HNSW32,Flat'); and a sqlite-vec column such as
+** `embedding float[4]` (write dim = 4: the embedding column is built in).
 */
 #include "vecstore_int.h"
 
@@ -218,6 +221,96 @@ static int apply_option(VsConfig *pCfg, const char *zKey, const char *zValue, in
   }
 }
 
+/* Is the value of the `key = value` argument zArg quoted? */
+static int value_is_quoted(const char *zArg) {
+  const char *z = strchr(zArg, '=');
+  if (z == 0) return 0;
+  z++;
+  while (isspace((unsigned char)*z)) z++;
+  return *z == '\'' || *z == '"' || *z == '`' || *z == '[';
+}
+
+/* Could zArg be a piece of a Faiss index description cut off at a comma (Flat, PQ8x4, RFlat, Refine(Flat))? One
+** word starting with a capital letter, as the index_factory components do. */
+static int is_factory_piece(const char *zArg) {
+  while (isspace((unsigned char)*zArg)) zArg++;
+  if (!isupper((unsigned char)*zArg)) return 0;
+  while (*zArg && !isspace((unsigned char)*zArg)) zArg++;
+  while (isspace((unsigned char)*zArg)) zArg++;
+  return *zArg == 0;
+}
+
+/* Reports argv[iIndex] (an unquoted index = ...) and the factory pieces after it as one index description that
+** SQLite split at its commas, with the quoted form to write instead. Always SQLITE_ERROR (or SQLITE_NOMEM). */
+static int unquoted_index_error(int argc, const char *const *argv, int iIndex, char **pzErr) {
+  char *zKey = 0, *zValue = 0;
+  int rc = split_argument(argv[iIndex], &zKey, &zValue, pzErr);
+  sqlite3_str *pDesc = sqlite3_str_new(0);
+  sqlite3_str *pPieces = sqlite3_str_new(0);
+  int nPiece = 0;
+  if (rc == SQLITE_OK) {
+    sqlite3_str_appendall(pDesc, zValue);
+    for (int i = iIndex + 1; i < argc && strchr(argv[i], '=') == 0 && is_factory_piece(argv[i]); i++) {
+      char *zPiece = trim_copy(argv[i], (int)strlen(argv[i]));
+      if (zPiece == 0) break;
+      sqlite3_str_appendf(pDesc, ",%s", zPiece);
+      sqlite3_str_appendf(pPieces, "%s'%s'", nPiece++ ? ", " : "", zPiece);
+      sqlite3_free(zPiece);
+    }
+  }
+  char *zArg = trim_copy(argv[iIndex], (int)strlen(argv[iIndex]));
+  char *zDesc = sqlite3_str_finish(pDesc);
+  char *zPieces = sqlite3_str_finish(pPieces);
+  if (rc == SQLITE_OK && (zArg == 0 || zDesc == 0 || zPieces == 0)) rc = SQLITE_NOMEM;
+  if (rc == SQLITE_OK) {
+    vs_error(pzErr, "index description '%s' must be quoted: SQLite splits the arguments of CREATE VIRTUAL TABLE at "
+             "commas, so vecstore received %s and %s %s; expected the whole description in one argument, write "
+             "index='%s'", zDesc, zArg, nPiece == 1 ? "a separate argument" : "separate arguments", zPieces, zDesc);
+    rc = SQLITE_ERROR;
+  }
+  sqlite3_free(zArg);
+  sqlite3_free(zDesc);
+  sqlite3_free(zPieces);
+  sqlite3_free(zKey);
+  sqlite3_free(zValue);
+  return rc;
+}
+
+/* If zArg is a sqlite-vec vector column (`embedding float[4]`, any name, perhaps with distance_metric=...), reports
+** it with the vecstore options to write instead and returns SQLITE_ERROR; else SQLITE_OK. */
+static int sqlite_vec_column(const char *zArg, char **pzErr) {
+  const char *z = zArg;
+  while (isspace((unsigned char)*z)) z++;
+  while (*z && !isspace((unsigned char)*z)) z++; /* the name */
+  while (isspace((unsigned char)*z)) z++;
+  if (sqlite3_strnicmp(z, "float[", 6) != 0 || !isdigit((unsigned char)z[6])) return SQLITE_OK;
+  const char *zDim = z + 6;
+  int nDim = 0;
+  while (isdigit((unsigned char)zDim[nDim])) nDim++;
+  if (zDim[nDim] != ']') return SQLITE_OK;
+  /* sqlite-vec's distance_metric=l2|cosine is vecstore's metric. */
+  char zMetric[16] = {0};
+  const char *zOpt = z + 6 + nDim + 1;
+  while (*zOpt && sqlite3_strnicmp(zOpt, "distance_metric", 15) != 0) zOpt++;
+  if (*zOpt) {
+    zOpt += 15;
+    while (isspace((unsigned char)*zOpt) || *zOpt == '=') zOpt++;
+    int n = 0;
+    while (isalnum((unsigned char)zOpt[n]) && n < (int)sizeof(zMetric) - 1) n++;
+    memcpy(zMetric, zOpt, (size_t)n);
+    VsMetric eMetric;
+    if (vs_metric_parse(zMetric, &eMetric) != SQLITE_OK) zMetric[0] = 0;
+  }
+  char *zDecl = trim_copy(zArg, (int)strlen(zArg));
+  if (zDecl == 0) return SQLITE_NOMEM;
+  vs_error(pzErr, "'%s' is sqlite-vec syntax: the vector column of vecstore is built in and always named embedding, "
+           "and its size is the dim option; expected dim = %.*s%s%s, received '%s'; write vecstore(dim = %.*s%s%s)",
+           zDecl, nDim, zDim, zMetric[0] ? ", metric = " : "", zMetric, zDecl, nDim, zDim,
+           zMetric[0] ? ", metric = " : "", zMetric);
+  sqlite3_free(zDecl);
+  return SQLITE_ERROR;
+}
+
 int vs_config_parse(int argc, const char *const *argv, int bCreate, VsConfig **ppCfg, char **pzErr) {
   int rc = SQLITE_OK;
   int aSeen[5] = {0, 0, 0, 0, 0};
@@ -231,13 +324,21 @@ int vs_config_parse(int argc, const char *const *argv, int bCreate, VsConfig **p
   pCfg->zIndex = sqlite3_mprintf("Flat");
   if (pCfg->zDb == 0 || pCfg->zName == 0 || pCfg->zIndex == 0) rc = SQLITE_NOMEM;
 
+  int iBareIndex = -1; /* the last argument index = <unquoted value> */
   for (int i = 3; rc == SQLITE_OK && i < argc; i++) {
     char *zKey = 0, *zValue = 0;
+    rc = sqlite_vec_column(argv[i], pzErr);
+    if (rc != SQLITE_OK) break;
     if (strchr(argv[i], '=') == 0) {
-      rc = add_column(pCfg, argv[i], pzErr);
+      if (iBareIndex == i - 1 && is_factory_piece(argv[i])) {
+        rc = unquoted_index_error(argc, argv, iBareIndex, pzErr);
+      } else {
+        rc = add_column(pCfg, argv[i], pzErr);
+      }
       continue;
     }
     rc = split_argument(argv[i], &zKey, &zValue, pzErr);
+    if (rc == SQLITE_OK && strcmp(zKey, "index") == 0 && !value_is_quoted(argv[i])) iBareIndex = i;
     if (rc == SQLITE_OK) rc = apply_option(pCfg, zKey, zValue, aSeen, pzErr);
     sqlite3_free(zKey);
     sqlite3_free(zValue);

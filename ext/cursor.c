@@ -168,9 +168,9 @@ static int add_memory_condition(VsCursor *pCur, int iCol, VsCondOp eOp, sqlite3_
   return rc;
 }
 
-/* Appends the SQL of one declared-column condition (token "c<N>:<op>", value pVal) to the WHERE clause, and
-** records it for the columns in memory. The operator tokens are in VsCondOp order. */
-static int add_column_condition(VsCursor *pCur, const char *zToken, sqlite3_value *pVal) {
+/* Appends the SQL of one condition on declared column iCol (operator token zOp, value pVal) to the WHERE clause,
+** and records it for the columns in memory. The operator tokens are in VsCondOp order. */
+static int add_column_condition(VsCursor *pCur, int iCol, const char *zOp, sqlite3_value *pVal) {
   static const struct {
     const char *zOp;
     const char *zSql;
@@ -178,10 +178,7 @@ static int add_column_condition(VsCursor *pCur, const char *zToken, sqlite3_valu
              {"ge", ">="}, {"is", "IS"}, {"isnot", "IS NOT"}, {"isnull", "IS NULL"}, {"notnull", "IS NOT NULL"},
              {"in", "IN"}};
   VsTable *pTab = cursor_table(pCur);
-  int iCol = atoi(zToken + 1);
-  const char *zOp = strchr(zToken, ':');
-  if (iCol < 0 || iCol >= pTab->pCfg->nCol || zOp == 0) return SQLITE_INTERNAL;
-  zOp++;
+  if (iCol < 0 || iCol >= pTab->pCfg->nCol) return SQLITE_INTERNAL;
   int iOp = 0;
   while (iOp < (int)(sizeof(aOp) / sizeof(aOp[0])) && strcmp(aOp[iOp].zOp, zOp) != 0) iOp++;
   if (iOp == (int)(sizeof(aOp) / sizeof(aOp[0]))) return SQLITE_INTERNAL;
@@ -573,6 +570,78 @@ static int doc_step(VsCursor *pCur) {
   return rc == SQLITE_DONE ? SQLITE_OK : cursor_error(pCur, rc);
 }
 
+/* Moves *pz to the next token of an idxStr (plan.c) and sets *pzTok and *pnTok to it. A token runs to the next
+** space outside double quotes (a quoted part, with "" for a quote character, may hold spaces). Returns 0 at the
+** end of the string. */
+static int next_token(const char **pz, const char **pzTok, int *pnTok) {
+  const char *z = *pz;
+  while (*z == ' ') z++;
+  if (*z == 0) return 0;
+  const char *zStart = z;
+  int bQuoted = 0;
+  for (; *z && (bQuoted || *z != ' '); z++) {
+    if (*z == '"') bQuoted = !bQuoted; /* "" inside quotes closes and reopens at once */
+  }
+  *pzTok = zStart;
+  *pnTok = (int)(z - zStart);
+  *pz = z;
+  return 1;
+}
+
+/* The column named by the first token of idxStr that is a search-only condition (k, fetch_k, lambda, params,
+** distance, score), or 0 if there is none; *pzHint gets what to write instead, if anything ("" if not). Plans
+** without MATCH take such conditions only so that xFilter can report them. */
+static const char *search_only_column(const char *idxStr, const char **pzHint) {
+  static const struct {
+    const char *zToken;
+    const char *zColumn;
+    const char *zHint;
+  } aSearchOnly[] = {{"k", "k", "; to cap a plain scan, write LIMIT instead of k"},
+                     {"fetch_k", "fetch_k", ""},
+                     {"lambda", "lambda_mult", ""},
+                     {"params", "search_params", ""},
+                     {"distance", "distance", "; distance and score exist only in a search (NULL in a scan)"},
+                     {"score", "score", "; distance and score exist only in a search (NULL in a scan)"}};
+  const char *z = idxStr ? idxStr : "";
+  const char *zTok;
+  int nTok;
+  while (next_token(&z, &zTok, &nTok)) {
+    for (size_t i = 0; i < sizeof(aSearchOnly) / sizeof(aSearchOnly[0]); i++) {
+      if ((int)strlen(aSearchOnly[i].zToken) == nTok && memcmp(zTok, aSearchOnly[i].zToken, (size_t)nTok) == 0) {
+        *pzHint = aSearchOnly[i].zHint;
+        return aSearchOnly[i].zColumn;
+      }
+    }
+  }
+  return 0;
+}
+
+/* The declared column of a <name>:<op> token zTok[0..nTok) (plan.c): the name before the last ':', bare or
+** double-quoted with "" for a quote. Sets *piCol (-1 if no column has that name) and copies the op (at most
+** nOp - 1 bytes) to zOp. SQLITE_OK or SQLITE_NOMEM. */
+static int column_token(const VsTable *pTab, const char *zTok, int nTok, int *piCol, char *zOp, int nOp) {
+  int iColon = nTok - 1;
+  while (iColon > 0 && zTok[iColon] != ':') iColon--;
+  sqlite3_snprintf(nOp, zOp, "%.*s", nTok - iColon - 1, zTok + iColon + 1);
+  char *zName = sqlite3_mprintf("%.*s", iColon, zTok);
+  if (zName == 0) return SQLITE_NOMEM;
+  int n = iColon;
+  if (n >= 2 && zName[0] == '"' && zName[n - 1] == '"') { /* undo the quoting: drop the quotes, undouble "" */
+    int j = 0;
+    for (int i = 1; i < n - 1; i++) {
+      zName[j++] = zName[i];
+      if (zName[i] == '"' && zName[i + 1] == '"') i++;
+    }
+    zName[j] = 0;
+  }
+  *piCol = -1;
+  for (int i = 0; i < pTab->pCfg->nCol && *piCol < 0; i++) {
+    if (strcmp(pTab->pCfg->aCol[i].zName, zName) == 0) *piCol = i;
+  }
+  sqlite3_free(zName);
+  return SQLITE_OK;
+}
+
 /* Decodes the argv values as the idxStr tokens name them (plan.c). */
 static int read_arguments(VsCursor *pCur, const char *idxStr, int argc, sqlite3_value **argv, sqlite3_value **ppQuery,
                           int *pbText, sqlite3_value **ppKey, sqlite3_value **ppAmong, char *zAmong, i64 *pnLimit,
@@ -580,14 +649,19 @@ static int read_arguments(VsCursor *pCur, const char *idxStr, int argc, sqlite3_
   VsTable *pTab = cursor_table(pCur);
   int rc = SQLITE_OK;
   const char *z = idxStr ? idxStr : "";
-  for (int i = 0; rc == SQLITE_OK && i < argc && *z; i++) {
-    char zToken[32];
-    int n = 0;
-    while (z[n] && z[n] != ' ') n++;
-    sqlite3_snprintf(sizeof(zToken), zToken, "%.*s", n, z);
-    z += n;
-    while (*z == ' ') z++;
+  const char *zTok = 0;
+  int nTok = 0;
+  for (int i = 0; rc == SQLITE_OK && i < argc && next_token(&z, &zTok, &nTok); i++) {
     sqlite3_value *pVal = argv[i];
+    if (memchr(zTok, ':', (size_t)nTok)) { /* a declared column: <name>:<op> */
+      char zOp[16];
+      int iCol = -1;
+      rc = column_token(pTab, zTok, nTok, &iCol, zOp, (int)sizeof(zOp));
+      if (rc == SQLITE_OK) rc = add_column_condition(pCur, iCol, zOp, pVal);
+      continue;
+    }
+    char zToken[32];
+    sqlite3_snprintf(sizeof(zToken), zToken, "%.*s", nTok, zTok);
     if (strcmp(zToken, "match") == 0 || strcmp(zToken, "text") == 0) {
       *ppQuery = pVal;
       *pbText = zToken[0] == 't';
@@ -618,8 +692,6 @@ static int read_arguments(VsCursor *pCur, const char *idxStr, int argc, sqlite3_
                       : strcmp(zToken, "dist-le") == 0 ? RADIUS_DIST_LE
                       : strcmp(zToken, "score-ge") == 0 ? RADIUS_SCORE_GE
                                                         : RADIUS_SCORE_GT;
-    } else if (zToken[0] == 'c') {
-      rc = add_column_condition(pCur, zToken, pVal);
     } else {
       rc = SQLITE_INTERNAL;
     }
@@ -638,6 +710,15 @@ int vs_cursor_filter(sqlite3_vtab_cursor *pCursor, int idxNum, const char *idxSt
   int bText = 0;
   i64 nLimit = -1, nOffset = 0;
   int bZeroCap = 0;
+  if (idxNum != VS_PLAN_KNN) {
+    const char *zHint = "";
+    const char *zCol = search_only_column(idxStr, &zHint);
+    if (zCol) {
+      vs_error(&pTab->base.zErrMsg, "%s needs a search: expected embedding MATCH <vector> or %s MATCH <text> ANDed "
+               "with it at the top level of WHERE, received no MATCH%s", zCol, pTab->pCfg->zName, zHint);
+      return SQLITE_ERROR;
+    }
+  }
   int rc = read_arguments(pCur, idxStr, argc, argv, &pQuery, &bText, &pKey, &pAmong, zAmong, &nLimit, &nOffset);
   if (rc != SQLITE_OK) return cursor_error(pCur, rc);
   bZeroCap = pCur->nCap == 0;
@@ -647,11 +728,6 @@ int vs_cursor_filter(sqlite3_vtab_cursor *pCursor, int idxNum, const char *idxSt
   if (bZeroCap) pCur->nCap = 0;
 
   if (idxNum != VS_PLAN_KNN) {
-    if (pCur->nFetchK >= 0 || pCur->bLambda || pCur->zParams) {
-      vs_error(&pTab->base.zErrMsg, "fetch_k, lambda_mult and search_params need a search: expected "
-               "WHERE embedding MATCH <vector>, received none");
-      return SQLITE_ERROR;
-    }
     if (pCur->pWhere) {
       pCur->bDocOwned = 1;
       rc = prepare_filtered(pCur, "SELECT rowid, id, content, metadata{cols} FROM {docs} WHERE ", " ORDER BY rowid",

@@ -504,7 +504,14 @@ enum {
 
 /* The kind of column number iCol (-1 for the rowid); *piDecl gets a declared column's index. */
 int vs_col_kind(const VsTable *pTab, int iCol, int *piDecl);
+/* xBestIndex. A MATCH on a column other than embedding and the table's own column fails the statement (pVtab->zErrMsg
+** says which columns take MATCH); a plan where the MATCH is not usable is refused with SQLITE_CONSTRAINT. */
 int vs_best_index(sqlite3_vtab *pVtab, sqlite3_index_info *pInfo);
+/* xFindFunction: claims the two-argument "match" on the table's columns, so that a MATCH xBestIndex did not consume
+** (inside OR or NOT, say) fails with a vecstore error saying where MATCH goes instead of SQLite's generic one.
+** Returns 1 and sets *pxFunc and *ppArg (pVtab) for it, 0 for every other function. */
+int vs_find_function(sqlite3_vtab *pVtab, int nArg, const char *zName,
+                     void (**pxFunc)(sqlite3_context *, int, sqlite3_value **), void **ppArg);
 
 /**************************************************************************************************
 ** cursor.c: xOpen, xFilter, xNext, xEof, xColumn, xRowid, xClose.

@@ -2,7 +2,8 @@
 ** vecstore: vector values and the vector SQL functions.
 **
 ** A vector is a float32 array of 1..VS_MAX_DIM finite values. Its SQL forms are a BLOB of 4*dim bytes
-** (float32 little-endian, the sqlite-vec format) and JSON array text such as '[1, 2.5, -3e2]'.
+** (float32 little-endian, the sqlite-vec format) and JSON array text such as '[1, 2.5, -3e2]'. Where the dimension
+** is known, a BLOB of 8*dim bytes is refused as probably float64 (numpy's default), saying how to convert it.
 **
 ** vecstore_to_json() prints each value with the fewest significant digits (1 to 9) that read back as the
 ** same float32, never with a trailing ".0": 1.0f prints as 1, 0.1f as 0.1, -3e2f as -300, 1e20f as 1e+20
@@ -238,11 +239,31 @@ static int parse_json(const char *z, int n, const char *zWhat, float **paVec, in
   return SQLITE_OK;
 }
 
-/* Parses a float32 little-endian BLOB of nByte bytes. Errors as vs_vector_parse. */
-static int parse_blob(const unsigned char *p, int nByte, const char *zWhat, float **paVec, int *pnDim,
+/* Explains a BLOB of 8 bytes per expected dimension: "<zWhat> BLOB has 32 bytes, which looks like 4 float64 values
+** (8 bytes each): expected float32 little-endian, ...". zDimOf, if not NULL, says whose dimension nDim is. The text
+** is sqlite3_malloc'd, without the "vecstore: " prefix (NULL on OOM). */
+static char *float64_text(const char *zWhat, int nDim, const char *zDimOf) {
+  return sqlite3_mprintf("%s BLOB has %lld bytes, which looks like %d float64 value%s (8 bytes each): expected float32 "
+                         "little-endian, 4 bytes per value (%lld bytes for dim %d%s%s); convert with numpy's "
+                         "v.astype(np.float32).tobytes(), or pass JSON text such as '[0.1, 0.2, 0.3]'",
+                         zWhat, (i64)nDim * 8, nDim, nDim == 1 ? "" : "s", (i64)nDim * 4, nDim, zDimOf ? ", " : "",
+                         zDimOf ? zDimOf : "");
+}
+
+/* Parses a float32 little-endian BLOB of nByte bytes; nExpect > 0 is the dimension it must have. Errors as
+** vs_vector_parse; a BLOB of 8 * nExpect bytes is reported as probably float64 before its bytes are read as float32
+** (where they may well make a NaN). */
+static int parse_blob(const unsigned char *p, int nByte, int nExpect, const char *zWhat, float **paVec, int *pnDim,
                       char **pzErr) {
   if (nByte == 0) {
     vs_error(pzErr, "%s is empty (expected at least 1 dimension, received an empty BLOB)", zWhat);
+    return SQLITE_ERROR;
+  }
+  if (nExpect > 0 && (i64)nByte == (i64)nExpect * 8) {
+    char *zText = float64_text(zWhat, nExpect, 0);
+    if (zText == 0) return SQLITE_NOMEM;
+    vs_error(pzErr, "%s", zText);
+    sqlite3_free(zText);
     return SQLITE_ERROR;
   }
   if (nByte % 4 != 0) {
@@ -300,7 +321,7 @@ int vs_vector_parse(sqlite3_value *pVal, int nExpect, const char *zWhat, float *
         vs_error(pzErr, "out of memory reading %s", zWhat);
         return SQLITE_NOMEM;
       }
-      rc = parse_blob(p, nByte, zWhat, &a, &nDim, pzErr);
+      rc = parse_blob(p, nByte, nExpect, zWhat, &a, &nDim, pzErr);
       break;
     }
     case SQLITE_TEXT: {
@@ -556,6 +577,33 @@ static void to_json_func(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   sqlite3_result_text64(ctx, zOut, (sqlite3_uint64)n, sqlite3_free, SQLITE_UTF8);
 }
 
+/* After an error of vecstore_distance(): when the first vector is a BLOB of 8 bytes per dimension of the second, it
+** is probably float64, and *pzErr says so: instead of an error of the first vector (its float64 bytes read as
+** float32 may make a NaN), or after a dimension mismatch as the other explanation. Returns SQLITE_NOMEM on OOM,
+** else rc. */
+static int explain_float64_first(sqlite3_value **argv, int bFirstFailed, int rc, char **pzErr) {
+  if (rc != SQLITE_ERROR || sqlite3_value_type(argv[0]) != SQLITE_BLOB) return rc;
+  float *b = 0;
+  int nB = 0;
+  if (vs_vector_parse(argv[1], 0, 0, &b, &nB, 0) != SQLITE_OK) return rc;
+  sqlite3_free(b);
+  if ((i64)sqlite3_value_bytes(argv[0]) != (i64)nB * 8) return rc;
+  if (bFirstFailed || *pzErr == 0) {
+    char *zText = float64_text("vecstore_distance(): first vector", nB, "the second vector's");
+    if (zText == 0) return SQLITE_NOMEM;
+    vs_error(pzErr, "%s", zText);
+    sqlite3_free(zText);
+  } else { /* *pzErr says "vecstore: vecstore_distance(): second vector has N dimensions, expected 2N" */
+    char *zText = float64_text("its", nB, "the second vector's");
+    char *zBoth = zText ? sqlite3_mprintf("%s; or the first vector is float64: %s", *pzErr, zText) : 0;
+    sqlite3_free(zText);
+    if (zBoth == 0) return SQLITE_NOMEM;
+    sqlite3_free(*pzErr);
+    *pzErr = zBoth;
+  }
+  return rc;
+}
+
 /* vecstore_distance(a, b [, metric]): the SPEC distance of a and b ('l2' by default). */
 static void distance_func(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   VsMetric eMetric = VS_METRIC_L2;
@@ -581,8 +629,10 @@ static void distance_func(sqlite3_context *ctx, int argc, sqlite3_value **argv) 
   int nA = 0, nB = 0;
   char *zErr = 0;
   int rc = vs_vector_parse(argv[0], 0, "vecstore_distance(): first vector", &a, &nA, &zErr);
+  int bFirstFailed = rc != SQLITE_OK;
   if (rc == SQLITE_OK) rc = vs_vector_parse(argv[1], nA, "vecstore_distance(): second vector", &b, &nB, &zErr);
   if (rc != SQLITE_OK) {
+    rc = explain_float64_first(argv, bFirstFailed, rc, &zErr);
     sqlite3_free(a);
     result_error(ctx, rc, zErr);
     return;

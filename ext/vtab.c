@@ -3,8 +3,8 @@
 **
 ** Columns, in declaration order: id, content, metadata, embedding, the declared metadata columns, then the hidden
 ** distance, score, k, fetch_k, lambda_mult, search_params and a column named like the table (commands and text
-** queries, as in FTS5). Planning is plan.c, reading cursor.c, writing write.c; this file creates, connects and
-** drives transactions.
+** queries, as in FTS5). Planning is plan.c (xBestIndex, and xFindFunction for MATCH), reading cursor.c, writing
+** write.c; this file creates, connects and drives transactions.
 */
 #include "vecstore_int.h"
 
@@ -193,7 +193,7 @@ static sqlite3_module vs_module = {
     /* xSync         */ vs_sync,
     /* xCommit       */ vs_commit,
     /* xRollback     */ vs_rollback,
-    /* xFindFunction */ 0,
+    /* xFindFunction */ vs_find_function,
     /* xRename       */ vs_rename,
     /* xSavepoint    */ vs_savepoint,
     /* xRelease      */ vs_release,

@@ -399,10 +399,12 @@ static void check_declared(sqlite3 *db, const IndexCase *pCase, const char *zPha
            aDeclared[f].zSql, aDeclared[f].zSel, r);
     if (pCase->bExact) assert_true(r == 1.0);
     else recall_check(r, 0.95, zSql);
-    /* The condition is inside the search: the plan names it and k is still consumed by the table. */
+    /* The condition is inside the search: the plan names its column and k is still consumed by the table. */
+    char *zToken = sqlite3_mprintf(" %.*s:", (int)strcspn(aDeclared[f].zSql, " "), aDeclared[f].zSql);
     expect_plan(db, zSql, "match", 0);
     expect_plan(db, zSql, " k", 0);
-    expect_plan(db, zSql, " c", 0);
+    expect_plan(db, zSql, zToken, 0);
+    sqlite3_free(zToken);
     sqlite3_free(zMore);
     sqlite3_free(zSql);
   }
@@ -438,7 +440,9 @@ static void check_declared(sqlite3 *db, const IndexCase *pCase, const char *zPha
       if (g_alive[i] && aDeclared[f].xPred(i)) fail_msg("scan: rowid %d missing at the end\n  in: %s", i + 1, zScan);
     }
     sqlite3_finalize(pStmt);
-    expect_plan(db, zScan, ":c", 0);
+    char *zToken = sqlite3_mprintf("INDEX 0:%.*s:", (int)strcspn(aDeclared[f].zSql, " "), aDeclared[f].zSql);
+    expect_plan(db, zScan, zToken, 0);
+    sqlite3_free(zToken);
     sqlite3_free(zScan);
   }
 }
@@ -1087,9 +1091,9 @@ static void test_declared_small(void **state) {
   expect_rows(db, "SELECT rowid FROM d WHERE source IS NOT NULL AND price >= 27", "18,19");
   expect_rows(db, "SELECT rowid FROM d WHERE price <= 3", "1,2");
   expect_rows(db, "SELECT count(*) FROM d WHERE page IS 2", "5");
-  expect_plan(db, "SELECT rowid FROM d WHERE page = 3", "c0:eq", 0);
-  expect_plan(db, "SELECT rowid FROM d WHERE source IS NULL", "c1:isnull", 0);
-  expect_plan(db, "SELECT rowid FROM d WHERE page IN (0, 1)", "c0:in", 0);
+  expect_plan(db, "SELECT rowid FROM d WHERE page = 3", "page:eq", 0);
+  expect_plan(db, "SELECT rowid FROM d WHERE source IS NULL", "source:isnull", 0);
+  expect_plan(db, "SELECT rowid FROM d WHERE page IN (0, 1)", "page:in", 0);
   const char *zS = "SELECT rowid, distance FROM d WHERE embedding MATCH '[0, 0]' AND k = 3";
   char *zSql = sqlite3_mprintf("%s AND page = 3", zS);
   expect_rows(db, zSql, "3|9.0000,7|49.0000,11|121.0000");
@@ -1208,7 +1212,7 @@ static void test_explain(void **state) {
   tu_exec(db, "CREATE VIRTUAL TABLE e USING vecstore(dim = 2, page INTEGER)");
   tu_exec(db, "INSERT INTO e(rowid, embedding, page) VALUES (1, '[1, 0]', 1), (2, '[0, 1]', 2)");
   expect_plan(db, "SELECT rowid FROM e WHERE embedding MATCH '[1, 0]' AND k = 5 AND page = 3", "match", 0);
-  expect_plan(db, "SELECT rowid FROM e WHERE embedding MATCH '[1, 0]' AND k = 5 AND page = 3", "match k c0:eq", 0);
+  expect_plan(db, "SELECT rowid FROM e WHERE embedding MATCH '[1, 0]' AND k = 5 AND page = 3", "match k page:eq", 0);
   expect_plan(db, "SELECT rowid FROM e WHERE embedding MATCH '[1, 0]' AND json_extract(metadata, '$.p') = 1 LIMIT 5",
               "match", "limit");
   expect_plan(db, "SELECT rowid FROM e WHERE embedding MATCH '[1, 0]' ORDER BY distance LIMIT 5", "match", "B-TREE");
@@ -1222,7 +1226,7 @@ static void test_explain(void **state) {
   expect_plan(db, "SELECT rowid FROM e WHERE embedding MATCH '[1, 0]' AND score >= 0.5", "score-ge", 0);
   expect_plan(db, "SELECT rowid FROM e WHERE embedding MATCH '[1, 0]' AND search_params = 'x=1' AND k = 1", "params", 0);
   expect_plan(db, "SELECT rowid FROM e WHERE embedding MATCH '[1, 0]' AND rowid IN (1, 2)", "rowid-in", 0);
-  expect_plan(db, "SELECT rowid FROM e WHERE page >= 1", "c0:ge", 0);
+  expect_plan(db, "SELECT rowid FROM e WHERE page >= 1", "page:ge", 0);
   /* ORDER BY something else is sorted by SQLite, and then it is still correct. */
   expect_plan(db, "SELECT rowid FROM e WHERE embedding MATCH '[1, 0]' ORDER BY rowid DESC", "B-TREE", 0);
   expect_rows(db, "SELECT rowid FROM e WHERE embedding MATCH '[1, 0]' ORDER BY rowid DESC", "2,1");
