@@ -23,6 +23,7 @@
 #include <faiss/index_io.h>
 #include <faiss/utils/distances.h>
 #include <omp.h>
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -386,11 +387,29 @@ int vs_faiss_ivf_probe(FaissIndex_H *pIndex, const char *zParams, vs_i64 *pnProb
   return 1;
 }
 
+/* Asks the kernel to back a large array with transparent huge pages (Linux's "madvise" THP mode, Debian's
+** default). Every array an open fills or a bulk insert grows is touched page by page for the first time; with
+** 4 KiB pages that first touch costs more than copying the bytes (measured on a 2-core VM: 512 MB touched in
+** 1.94 s with 4 KiB pages, 0.09 s with 2 MiB pages). Only the whole 2 MiB pages inside the array are advised;
+** small arrays are left alone. Advice only: nothing changes where the kernel refuses it. */
+template <class T>
+static void advise_huge_pages(const std::vector<T> &v) {
+  const uintptr_t kHuge = (uintptr_t)2 << 20;
+  size_t nByte = v.capacity() * sizeof(T);
+  if (nByte < 2 * kHuge) return;
+  uintptr_t iStart = ((uintptr_t)v.data() + kHuge - 1) & ~(kHuge - 1);
+  uintptr_t iEnd = ((uintptr_t)v.data() + nByte) & ~(kHuge - 1);
+  if (iEnd > iStart) madvise((void *)iStart, iEnd - iStart, MADV_HUGEPAGE);
+}
+
 /* Grows a vector's capacity to hold nMore more elements (best effort: out of memory leaves it as it was). */
 template <class T>
 static void reserve_more(std::vector<T> &v, size_t nMore) {
   try {
-    if (v.capacity() < v.size() + nMore) v.reserve(v.size() + nMore);
+    if (v.capacity() < v.size() + nMore) {
+      v.reserve(v.size() + nMore);
+      advise_huge_pages(v);
+    }
   } catch (const std::exception &) {
   }
 }
@@ -666,6 +685,7 @@ bool read_array(SectionReader &r, std::vector<T> &v, vs_i64 nLabel, const char *
     nExtra = std::min<uint64_t>(nPer * ((uint64_t)nLabel / 8 + 1024), nCap);
   }
   v.reserve((size_t)(n + nExtra));
+  advise_huge_pages(v);
   v.resize((size_t)n);
   return n == 0 || r.read(v.data(), (size_t)n * sizeof(T));
 }

@@ -47,11 +47,12 @@ static i64 find_slot(const VsI64Map *p, i64 iKey) {
   }
 }
 
-/* Rebuilds the table with room for nUsed + 1 entries at <= 25% load, without tombstones.
+/* Rebuilds the table with room for nWant entries (at least nUsed + 1) at <= 25% load, without tombstones.
 ** SQLITE_NOMEM leaves the map unchanged. */
-static int rebuild(VsI64Map *p) {
+static int rebuild(VsI64Map *p, i64 nWant) {
   i64 nSlot = I64MAP_MIN_SLOT;
-  while (nSlot < (p->nUsed + 1) * 4) nSlot *= 2;
+  if (nWant < p->nUsed + 1) nWant = p->nUsed + 1;
+  while (nSlot < nWant * 4) nSlot *= 2;
   unsigned char *pBlock = sqlite3_malloc64((sqlite3_uint64)nSlot * (2 * sizeof(i64) + 1));
   if (pBlock == 0) return SQLITE_NOMEM;
   i64 *aKey = (i64 *)pBlock;
@@ -74,6 +75,11 @@ static int rebuild(VsI64Map *p) {
   p->nSlot = nSlot;
   p->nFill = p->nUsed;
   return SQLITE_OK;
+}
+
+int vs_i64map_reserve(VsI64Map *p, i64 nEntry) {
+  if ((nEntry + 1) * 2 <= p->nSlot) return SQLITE_OK;
+  return rebuild(p, nEntry + 1);
 }
 
 /* Sets the value of iKey (inserting it or replacing its value). SQLITE_OK or SQLITE_NOMEM (map unchanged). */
@@ -100,7 +106,7 @@ int vs_i64map_put(VsI64Map *p, i64 iKey, i64 iVal) {
     return SQLITE_OK;
   }
   if ((p->nFill + 1) * 2 > p->nSlot) {
-    int rc = rebuild(p);
+    int rc = rebuild(p, p->nUsed + 1);
     if (rc != SQLITE_OK) return rc;
   }
   i64 mask = p->nSlot - 1;

@@ -484,7 +484,9 @@ int vs_index_read(FILE *f, i64 nByte, int nDim, VsMetric eMetric, VsIndex **ppId
       if (rc == SQLITE_OK) vs_faiss_enable_lookup(p->pFaiss);
     }
   }
+  if (rc == SQLITE_OK) rc = vs_i64map_reserve(&p->live, h.nLabel - h.nTomb);
   for (i64 i = 0; rc == SQLITE_OK && i < p->nLabel; i++) {
+    if (i + 8 < p->nLabel) vs_i64map_prefetch(&p->live, p->aRowid[i + 8]);
     if (p->aRowid[i] == VS_TOMBSTONE) {
       p->nTomb++;
     } else {

@@ -661,6 +661,7 @@ int vs_storage_snapshot_write(VsStorage *p, int (*xWrite)(void *, FILE *, char *
     sqlite3_free(w.aBuf);
     return SQLITE_NOMEM;
   }
+  setvbuf(f, 0, _IONBF, 0); /* large fwrites go straight to snap_cookie_write: one copy, not two */
   rc = xWrite(pCtx, f, pzErr);
   if (fclose(f) != 0 && rc == SQLITE_OK) rc = SQLITE_IOERR;
   if (rc == SQLITE_OK) rc = snap_flush(&w);
@@ -751,6 +752,7 @@ int vs_storage_snapshot_read(VsStorage *p, int (*xRead)(void *, FILE *, i64, cha
   cookie_io_functions_t io = {snap_cookie_read, 0, 0, 0};
   FILE *f = fopencookie(&r, "r", io);
   if (f == 0) return SQLITE_NOMEM;
+  setvbuf(f, 0, _IONBF, 0); /* large freads go straight to snap_cookie_read: one copy, not two */
   rc = xRead(pCtx, f, nByte, pzErr);
   fclose(f);
   sqlite3_reset(r.pStmt);

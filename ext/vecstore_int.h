@@ -91,6 +91,9 @@ typedef struct VsI64Map {
 void vs_i64map_init(VsI64Map *p);
 void vs_i64map_clear(VsI64Map *p);
 int vs_i64map_put(VsI64Map *p, i64 iKey, i64 iVal); /* SQLITE_OK or SQLITE_NOMEM */
+/* Makes room for nEntry entries in all, so that filling the map up to nEntry never rebuilds it (a load that knows
+** its size). SQLITE_OK or SQLITE_NOMEM (map unchanged). */
+int vs_i64map_reserve(VsI64Map *p, i64 nEntry);
 /* Starts loading the slot of iKey into the cache (for batches of lookups a few keys ahead). */
 void vs_i64map_prefetch(const VsI64Map *p, i64 iKey);
 int vs_i64map_get(const VsI64Map *p, i64 iKey, i64 *piVal); /* 1 if found */

@@ -3,14 +3,6 @@
 # test. Prints one closing line "N passed, N failed". VALGRIND=1 runs the suites under valgrind's memcheck.
 set -u
 cd "$(dirname "$0")/.."
-# The shared data (../shared/data beside the clone). A clone elsewhere (a fresh CI directory) finds it at the
-# workplace's fixed location; VECSTORE_DATA set by the caller wins.
-if [ -z "${VECSTORE_DATA:-}" ]; then
-  for d in ../shared/data /work/shared/data; do
-    if [ -d "$d" ]; then VECSTORE_DATA=$(cd "$d" && pwd); break; fi
-  done
-fi
-export VECSTORE_DATA=${VECSTORE_DATA:-../shared/data}
 passed=0
 failed=0
 failures=()

@@ -163,9 +163,9 @@ static void test_faiss(void **state) {
   from_texts(db, "docs", 3, FOO_BAR_BAZ, 0, 0);
   /* The docstore: content and default metadata in index order (index_to_docstore_id = rowid order). */
   expect_rows(db, "SELECT rowid, content, metadata FROM docs ORDER BY rowid", "1|foo|{};2|bar|{};3|baz|{}");
-  /* Ids default to distinct version 4 UUIDs, as LangChain's str(uuid.uuid4()). */
+  /* Ids default to distinct UUIDs, as LangChain's str(uuid.uuid4()) (version 7 here: time-ordered). */
   tu_expect_int(db,
-                "SELECT count(DISTINCT id) FROM docs WHERE length(id) = 36 AND substr(id, 15, 1) = '4' "
+                "SELECT count(DISTINCT id) FROM docs WHERE length(id) = 36 AND substr(id, 15, 1) = '7' "
                 "AND substr(id, 9, 1) = '-' AND substr(id, 14, 1) = '-' AND substr(id, 19, 1) = '-' "
                 "AND substr(id, 24, 1) = '-' AND substr(id, 20, 1) IN ('8', '9', 'a', 'b') AND lower(id) = id",
                 3);

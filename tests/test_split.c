@@ -255,7 +255,7 @@ static void test_sql_forms(void **state) {
   tu_exec(g_db, "DROP VIEW v; PRAGMA trusted_schema = ON;");
 }
 
-/* Reads ../shared/data/state_of_the_union.txt (malloc'd, NUL-terminated). */
+/* Reads tests/data/state_of_the_union.txt (malloc'd, NUL-terminated). */
 static char *read_sotu(void) {
   const char *zPath = tu_data_path("state_of_the_union.txt");
   FILE *f = fopen(zPath, "rb");

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define g_db tu_db
 #define g_zPath tu_fixture_path()
@@ -125,8 +126,9 @@ static int exec_changes(sqlite3 *db, const char *zSql) {
   return sqlite3_changes(db);
 }
 
-/* RFC 4122 version 4 UUID text: 8-4-4-4-12 lowercase hex, version nibble 4, variant 8/9/a/b. */
-static void expect_uuid4(const char *z) {
+/* RFC 9562 version 7 UUID text: 8-4-4-4-12 lowercase hex, version nibble 7, variant 8/9/a/b, and its 48-bit
+** millisecond time within a day of now. */
+static void expect_uuid7(const char *z) {
   if (strlen(z) != 36) fail_msg("id '%s' is not 36 characters", z);
   for (int i = 0; i < 36; i++) {
     if (i == 8 || i == 13 || i == 18 || i == 23) {
@@ -135,8 +137,15 @@ static void expect_uuid4(const char *z) {
       fail_msg("id '%s': expected a lowercase hex digit at %d", z, i);
     }
   }
-  if (z[14] != '4') fail_msg("id '%s' is not a version 4 UUID", z);
-  if (strchr("89ab", z[19]) == 0) fail_msg("id '%s' has not the RFC 4122 variant", z);
+  if (z[14] != '7') fail_msg("id '%s' is not a version 7 UUID", z);
+  if (strchr("89ab", z[19]) == 0) fail_msg("id '%s' has not the RFC 9562 variant", z);
+  char zHex[13];
+  memcpy(zHex, z, 8);
+  memcpy(zHex + 8, z + 9, 4);
+  zHex[12] = 0;
+  double rMs = (double)strtoull(zHex, 0, 16);
+  double rNow = (double)time(0) * 1000.0;
+  if (fabs(rMs - rNow) > 86400e3) fail_msg("id '%s': its time is not today's", z);
 }
 
 /* n float32 values as little-endian bytes, whatever the host order. */
@@ -164,7 +173,7 @@ static void test_insert_defaults(void **state) {
   assert_int_equal(sqlite3_step(pStmt), SQLITE_ROW);
   assert_int_equal(sqlite3_column_int64(pStmt, 0), iRowid);
   char *zId1 = sqlite3_mprintf("%s", (const char *)sqlite3_column_text(pStmt, 1));
-  expect_uuid4(zId1);
+  expect_uuid7(zId1);
   assert_int_equal(sqlite3_column_type(pStmt, 2), SQLITE_NULL);
   assert_string_equal((const char *)sqlite3_column_text(pStmt, 3), "{}");
   assert_string_equal((const char *)sqlite3_column_text(pStmt, 4), "text");
@@ -177,7 +186,7 @@ static void test_insert_defaults(void **state) {
   tu_exec(g_db, "INSERT INTO t VALUES (NULL, NULL, NULL, '[0, 2, 0, 0]')");
   assert_int_equal(sqlite3_last_insert_rowid(g_db), 2);
   char *zId2 = tu_text(g_db, "SELECT id FROM t WHERE rowid = 2");
-  expect_uuid4(zId2);
+  expect_uuid7(zId2);
   assert_string_not_equal(zId1, zId2);
   tu_expect_text(g_db, "SELECT metadata FROM t WHERE rowid = 2", "{}");
 
@@ -193,9 +202,11 @@ static void test_insert_defaults(void **state) {
   }
   sqlite3_finalize(pIns);
   tu_expect_int(g_db, "SELECT count(DISTINCT id) FROM t", 202);
+  /* Time-ordered: ids made later sort later (they append to the id index). */
+  tu_expect_int(g_db, "SELECT count(*) FROM t a JOIN t b ON b.rowid = a.rowid + 1 WHERE b.id > a.id", 201);
   tu_expect_int(g_db, "SELECT count(*) FROM t WHERE length(id) = 36 AND metadata = '{}' AND content IS NULL", 202);
   pStmt = tu_prepare(g_db, "SELECT id FROM t");
-  while (sqlite3_step(pStmt) == SQLITE_ROW) expect_uuid4((const char *)sqlite3_column_text(pStmt, 0));
+  while (sqlite3_step(pStmt) == SQLITE_ROW) expect_uuid7((const char *)sqlite3_column_text(pStmt, 0));
   sqlite3_finalize(pStmt);
   tu_expect_int(g_db, "SELECT min(rowid) = 1 AND max(rowid) = 202 FROM t", 1);
   /* The id is a working key. */

@@ -206,8 +206,7 @@ char *tu_vec_json(const float *a, int d) {
 
 const char *tu_data_path(const char *zName) {
   static char zBuf[1024];
-  const char *zDir = getenv("VECSTORE_DATA");
-  snprintf(zBuf, sizeof(zBuf), "%s/%s", zDir ? zDir : "../shared/data", zName);
+  snprintf(zBuf, sizeof(zBuf), "tests/data/%s", zName);
   return zBuf;
 }
 

@@ -66,10 +66,10 @@ void tu_insert_vectors(sqlite3 *db, const char *zInsert, const float *aVec, int 
 /* JSON text of the d floats of a, each printed with %.9g (exact for float32): "[x,y,...]", sqlite3_malloc'd. */
 char *tu_vec_json(const float *a, int d);
 
-/* Reads an .fvecs / .ivecs file of ../shared/data: *pn rows of *pd values, malloc'd. */
+/* Reads an .fvecs / .ivecs file of tests/data: *pn rows of *pd values, malloc'd. */
 float *tu_read_fvecs(const char *zName, int *pn, int *pd);
 int *tu_read_ivecs(const char *zName, int *pn, int *pd);
-/* The path of a file in ../shared/data (static buffer). */
+/* The path of a file in tests/data, relative to the repository root where the suites run (static buffer). */
 const char *tu_data_path(const char *zName);
 
 /* Reference metric of SPEC.md, in double precision, for checking results: eMetric is TU_L2 (squared Euclidean),

@@ -4,12 +4,12 @@
 ** process, one thread for searches) and the peers sqlite-vec and sqlite-vss (prebuilt loadable extensions),
 ** side by side in one run. Prints a Markdown report on stdout, progress on stderr, and writes a JSON file.
 **
-**   bench [--scale small|full] [--ext build/vecstore] [--peers DIR] [--data ../shared/data]
+**   bench [--scale small|full] [--ext build/vecstore] [--peers DIR] [--data tests/data]
 **         [--dir build/bench] [--json build/bench.json]
 **   bench --child ENGINE PATH QFILE NQ PARAMS      (internal: open + first query + peak RSS in a fresh process)
 **
 ** Data: a seeded Gaussian mixture (a few thousand clusters) at 128 and 768 dimensions, and the real bigann10k set
-** of ../shared/data with its ground truth. Rowids are 1-based row numbers everywhere (Faiss labels are row - 1).
+** of tests/data with its ground truth. Rowids are 1-based row numbers everywhere (Faiss labels are row - 1).
 ** Times are wall-clock, CLOCK_MONOTONIC; nothing here is asserted.
 */
 #include <dirent.h>
@@ -142,7 +142,7 @@ static const char *const SECTION[] = {
   "MMR, k=4, fetch_k=20, lambda_mult=0.5 (faiss column: Faiss search + LangChain's MMR in C)",
   "Peak RSS of one connection: open + 20 queries (MB, VmHWM delta in a fresh process)",
   "Database file size (MB; faiss: write_index file)",
-  "Real data: bigann10k (9,900 x 128 SIFT, 100 queries, ground truth from ../shared/data)",
+  "Real data: bigann10k (9,900 x 128 SIFT, 100 queries, ground truth from tests/data)",
 };
 #define N_SECTION (int)(sizeof(SECTION) / sizeof(SECTION[0]))
 enum { S_INSERT, S_COMMIT, S_OPEN, S_FLAT, S_ANN, S_FILTER, S_MMR, S_MEM, S_SIZE, S_REAL };
@@ -1480,7 +1480,7 @@ static void machine(char *z, size_t n, char *zCpu, size_t nCpu, long *pMemKb) {
 
 int main(int argc, char **argv) {
   G.zExt = "build/vecstore";
-  G.zData = "../shared/data";
+  G.zData = "tests/data";
   G.zDir = "build/bench";
   G.zJson = "build/bench.json";
   const char *zHome = getenv("HOME");

@@ -26,5 +26,5 @@ fi
 
 mkdir -p build/bench
 set -o pipefail
-"$bin" --peers "$peers" --ext build/vecstore --data ../shared/data --dir build/bench --json build/bench.json \
+"$bin" --peers "$peers" --ext build/vecstore --data tests/data --dir build/bench --json build/bench.json \
   | tee build/bench.md
