@@ -155,6 +155,7 @@ help:
 	@echo '  crash-harness      build the crash harness only'
 	@echo '  soak               multi-process, multi-thread soak test on one WAL file (SOAK_SECONDS, SOAK_JOURNAL)'
 	@echo '  soak-bin           build the extension and the soak binary only'
+	@echo '  check-readme       run the examples of README.md and compare their output with it (tests/check_readme.sh)'
 
 # ---------------------------------------------------------------------------------------------------------------
 # make install / make uninstall: one file, $(DESTDIR)$(LIBDIR)/vecstore.so.
