@@ -40,10 +40,10 @@ static int check_vector(void *pArg, i64 iRowid, const float *aVec) {
 }
 
 /* The snapshot must not only match its checksum but also parse as an index of this table. */
-static int parse_snapshot(void *pCtx, FILE *f, i64 nByte, char **pzErr) {
+static int parse_snapshot(void *pCtx, const VsSnapIn *pIn, i64 nByte, char **pzErr) {
   VsTable *pTab = (VsTable *)pCtx;
   VsIndex *pIdx = 0;
-  int rc = vs_index_read(f, nByte, pTab->pCfg->nDim, pTab->pCfg->eMetric, &pIdx, pzErr);
+  int rc = vs_index_read(pIn, nByte, pTab->pCfg->nDim, pTab->pCfg->eMetric, &pIdx, pzErr);
   vs_index_free(pIdx);
   if (rc != SQLITE_OK) {
     char *zWhy = *pzErr ? sqlite3_mprintf("%s", *pzErr + 10) : 0; /* without "vecstore: " */

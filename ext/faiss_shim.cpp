@@ -20,6 +20,7 @@
 #include <faiss/invlists/InvertedLists.h>
 #include <faiss/impl/FaissException.h>
 #include <faiss/impl/IDSelector.h>
+#include <faiss/impl/io.h>
 #include <faiss/index_io.h>
 #include <faiss/utils/distances.h>
 #include <omp.h>
@@ -64,7 +65,14 @@ int vs_faiss_flat_distances(FaissIndex_H *pIndex, const float *aQuery, const vs_
 int vs_faiss_check_structure(FaissIndex_H *pIndex, char **pzErr);
 int vs_faiss_enable_lookup(FaissIndex_H *pIndex);
 int vs_faiss_snapshot_write(FaissIndex_H *pIndex, FILE *f, char **pzErr);
-int vs_faiss_snapshot_read(FILE *f, vs_i64 nAvail, vs_i64 nLabel, FaissIndex_H **ppIndex, char **pzErr);
+/* Mirrors VsSnapIn of vecstore_int.h. */
+struct VsSnapIn {
+  size_t (*xRead)(void *pCtx, void *aOut, size_t n);
+  int (*xSeal)(void *pCtx, char **pzErr);
+  void *pCtx;
+};
+int vs_faiss_snapshot_read(const VsSnapIn *pIn, vs_i64 nAvail, vs_i64 nLabel, FaissIndex_H **ppIndex, char **pzErr);
+int vs_faiss_read_index(const VsSnapIn *pIn, FaissIndex_H **ppIndex, char **pzErr);
 }
 
 namespace {
@@ -651,13 +659,23 @@ bool write_array(FILE *f, const std::vector<T> &v) {
   return fwrite(&n, sizeof(n), 1, f) == 1 && (n == 0 || fwrite(v.data(), sizeof(T), v.size(), f) == v.size());
 }
 
-/* Reads the section from f, never past the nLeft bytes the snapshot still holds. */
+/* Faiss's reader over a snapshot stream. */
+struct SnapIOReader : faiss::IOReader {
+  const VsSnapIn *in;
+  explicit SnapIOReader(const VsSnapIn *p) : in(p) {}
+  size_t operator()(void *ptr, size_t size, size_t nitems) override {
+    if (size == 0 || nitems == 0) return 0;
+    return in->xRead(in->pCtx, ptr, size * nitems) / size;
+  }
+};
+
+/* Reads the section from the stream, never past the nLeft bytes the snapshot still holds. */
 struct SectionReader {
-  FILE *f;
+  const VsSnapIn *in;
   uint64_t nLeft;
   std::string err;
   bool read(void *p, size_t n) {
-    if (n > nLeft || fread(p, 1, n, f) != n) {
+    if (n > nLeft || in->xRead(in->pCtx, p, n) != n) {
       err = "the index snapshot is truncated";
       return false;
     }
@@ -715,11 +733,11 @@ int vs_faiss_snapshot_write(FaissIndex_H *pIndex, FILE *f, char **pzErr) {
   }
 }
 
-int vs_faiss_snapshot_read(FILE *f, vs_i64 nAvail, vs_i64 nLabel, FaissIndex_H **ppIndex, char **pzErr) {
+int vs_faiss_snapshot_read(const VsSnapIn *pIn, vs_i64 nAvail, vs_i64 nLabel, FaissIndex_H **ppIndex, char **pzErr) {
   *ppIndex = nullptr;
   std::unique_ptr<faiss::Index> index;
   try {
-    SectionReader r{f, nAvail > 0 ? (uint64_t)nAvail : 0, ""};
+    SectionReader r{pIn, nAvail > 0 ? (uint64_t)nAvail : 0, ""};
     std::vector<int> levels;
     std::vector<size_t> offsets;
     std::vector<faiss::HNSW::storage_idx_t> neighbors;
@@ -739,8 +757,12 @@ int vs_faiss_snapshot_read(FILE *f, vs_i64 nAvail, vs_i64 nLabel, FaissIndex_H *
       set_error(pzErr, r.err);
       return SQLITE_CORRUPT;
     }
+    /* Everything so far was copied as bytes; Faiss parses what follows only once the snapshot is verified. */
+    int rcSeal = pIn->xSeal(pIn->pCtx, pzErr);
+    if (rcSeal != SQLITE_OK) return rcSeal;
     try {
-      index.reset(faiss::read_index(f, 0));
+      SnapIOReader reader(pIn);
+      index.reset(faiss::read_index(&reader, 0));
     } catch (const std::exception &e) {
       const faiss::FaissException *fe = dynamic_cast<const faiss::FaissException *>(&e);
       set_error(pzErr, "reading the Faiss index from the snapshot failed: " + (fe ? faiss_message(*fe) : e.what()));
@@ -777,6 +799,21 @@ int vs_faiss_snapshot_read(FILE *f, vs_i64 nAvail, vs_i64 nLabel, FaissIndex_H *
     return SQLITE_NOMEM;
   } catch (const std::exception &e) {
     set_error(pzErr, std::string("reading the index snapshot failed: ") + e.what());
+  }
+  return SQLITE_CORRUPT;
+}
+
+int vs_faiss_read_index(const VsSnapIn *pIn, FaissIndex_H **ppIndex, char **pzErr) {
+  *ppIndex = nullptr;
+  try {
+    SnapIOReader reader(pIn);
+    *ppIndex = reinterpret_cast<FaissIndex_H *>(faiss::read_index(&reader, 0));
+    return SQLITE_OK;
+  } catch (const std::bad_alloc &) {
+    return SQLITE_NOMEM;
+  } catch (const std::exception &e) {
+    const faiss::FaissException *fe = dynamic_cast<const faiss::FaissException *>(&e);
+    set_error(pzErr, "reading the Faiss index from the snapshot failed: " + (fe ? faiss_message(*fe) : std::string(e.what())));
   }
   return SQLITE_CORRUPT;
 }

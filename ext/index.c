@@ -430,10 +430,10 @@ int vs_index_write(VsIndex *p, FILE *f, char **pzErr) {
   return vs_faiss_snapshot_write(p->pFaiss, f, pzErr);
 }
 
-int vs_index_read(FILE *f, i64 nByte, int nDim, VsMetric eMetric, VsIndex **ppIdx, char **pzErr) {
+int vs_index_read(const VsSnapIn *pIn, i64 nByte, int nDim, VsMetric eMetric, VsIndex **ppIdx, char **pzErr) {
   SnapshotHeader h;
   *ppIdx = 0;
-  if (fread(&h, sizeof(h), 1, f) != 1 || h.magic != VS_SNAPSHOT_MAGIC ||
+  if (pIn->xRead(pIn->pCtx, &h, sizeof(h)) != sizeof(h) || h.magic != VS_SNAPSHOT_MAGIC ||
       (h.version != VS_SNAPSHOT_VERSION && h.version != 1) || h.nDim != nDim || h.eMetric != (int32_t)eMetric ||
       h.nLabel < 0 || h.nTomb < 0 || h.nTomb > h.nLabel || h.nDesc <= 0 || h.nDesc > 4096 ||
       h.nLabel > (nByte - (i64)sizeof(h) - h.nDesc) / (i64)sizeof(i64)) {
@@ -455,8 +455,9 @@ int vs_index_read(FILE *f, i64 nByte, int nDim, VsMetric eMetric, VsIndex **ppId
   p->aRowid = sqlite3_malloc64((sqlite3_uint64)p->nAlloc * sizeof(i64));
   p->zDesc = sqlite3_malloc(h.nDesc + 1);
   int rc = (p->aRowid && p->zDesc) ? SQLITE_OK : SQLITE_NOMEM;
-  if (rc == SQLITE_OK && ((h.nLabel > 0 && fread(p->aRowid, sizeof(i64), (size_t)h.nLabel, f) != (size_t)h.nLabel) ||
-                          fread(p->zDesc, 1, (size_t)h.nDesc, f) != (size_t)h.nDesc)) {
+  size_t nRowidByte = (size_t)h.nLabel * sizeof(i64);
+  if (rc == SQLITE_OK && (pIn->xRead(pIn->pCtx, p->aRowid, nRowidByte) != nRowidByte ||
+                          pIn->xRead(pIn->pCtx, p->zDesc, (size_t)h.nDesc) != (size_t)h.nDesc)) {
     vs_error(pzErr, "the index snapshot is truncated");
     rc = SQLITE_CORRUPT;
   }
@@ -464,13 +465,16 @@ int vs_index_read(FILE *f, i64 nByte, int nDim, VsMetric eMetric, VsIndex **ppId
     p->zDesc[h.nDesc] = 0;
     FaissIndex *pFaiss = 0;
     if (h.version == 1) {
-      if (faiss_read_index(f, 0, &pFaiss) != 0 || pFaiss == 0) {
-        faiss_error(pzErr, "reading the Faiss index from the snapshot failed");
-        rc = SQLITE_CORRUPT;
-      }
+      /* Faiss reads all of a version 1 snapshot's index: the whole snapshot is verified first. */
+      VsFaissIndex *pRead = 0;
+      rc = pIn->xSeal(pIn->pCtx, pzErr);
+      if (rc == SQLITE_OK) rc = vs_faiss_read_index(pIn, &pRead, pzErr);
+      pFaiss = (FaissIndex *)pRead;
     } else {
+      VsFaissIndex *pRead = 0;
       i64 nAvail = nByte - (i64)sizeof(h) - h.nLabel * (i64)sizeof(i64) - h.nDesc;
-      rc = vs_faiss_snapshot_read(f, nAvail, h.nLabel, &pFaiss, pzErr);
+      rc = vs_faiss_snapshot_read(pIn, nAvail, h.nLabel, &pRead, pzErr);
+      pFaiss = (FaissIndex *)pRead;
     }
     if (rc == SQLITE_OK) {
       p->pFaiss = (VsFaissIndex *)pFaiss;

@@ -43,6 +43,7 @@ typedef enum StmtId {
   SNAP_CLEAR,
   SNAP_PUT,
   SNAP_SCAN,
+  SNAP_READ,
   SNAP_INFO,
   JSON_TYPE,
   STMT_COUNT
@@ -70,6 +71,7 @@ static const char *const azStmtSql[STMT_COUNT] = {
     [SNAP_CLEAR] = "DELETE FROM {snapshot}",
     [SNAP_PUT] = "INSERT INTO {snapshot}(chunk, data) VALUES (?, ?)",
     [SNAP_SCAN] = "SELECT chunk, data FROM {snapshot} ORDER BY chunk",
+    [SNAP_READ] = "SELECT chunk, data FROM {snapshot} ORDER BY chunk", /* the reader's, beside SNAP_SCAN's pass */
     [SNAP_INFO] = "SELECT count(*), coalesce(sum(length(data)), 0) FROM {snapshot}",
     [JSON_TYPE] = "SELECT CASE WHEN json_valid(?1) THEN json_type(?1) END",
 };
@@ -661,7 +663,7 @@ int vs_storage_snapshot_write(VsStorage *p, int (*xWrite)(void *, FILE *, char *
     sqlite3_free(w.aBuf);
     return SQLITE_NOMEM;
   }
-  setvbuf(f, 0, _IONBF, 0); /* large fwrites go straight to snap_cookie_write: one copy, not two */
+  setvbuf(f, 0, _IONBF, 0); /* glibc hands large fwrites straight to snap_cookie_write: one copy, not two */
   rc = xWrite(pCtx, f, pzErr);
   if (fclose(f) != 0 && rc == SQLITE_OK) rc = SQLITE_IOERR;
   if (rc == SQLITE_OK) rc = snap_flush(&w);
@@ -678,26 +680,59 @@ int vs_storage_snapshot_write(VsStorage *p, int (*xWrite)(void *, FILE *, char *
   return db_error(p->db, rc, pzErr, "writing the index snapshot failed");
 }
 
+/* The largest rest of a snapshot that the seal reads into memory to verify it (Flat and HNSW snapshots: what
+** Faiss's reader parses after vecstore's own arrays, a few KiB); a larger rest is verified in a first pass. */
+#define VS_SEAL_MEMORY_MAX ((i64)16 << 20)
+
+/* A snapshot stream (VsSnapIn): chunks in order, each checksummed when the stream steps into it. */
 typedef struct SnapReader {
-  sqlite3_stmt *pStmt; /* on the current chunk, or finished */
+  VsStorage *p;
+  sqlite3_stmt *pStmt;  /* on the current chunk, or finished */
   const unsigned char *a;
   size_t n;
   size_t iPos;
   int bEof;
+  int rcStep;           /* what the last sqlite3_step returned */
+  int bOutOfOrder;      /* a chunk not numbered 0, 1, 2... or not a BLOB */
+  i64 iChunk;           /* chunks stepped into */
+  i64 nTotal;           /* their bytes */
+  i64 nConsumed;        /* bytes handed to the reader */
+  uint64_t hash;        /* their checksum, chained */
+  i64 nChunk, nByte;    /* what the commit recorded */
+  uint64_t expect;
+  int bVerified;        /* the whole snapshot matched (seal or first pass) */
+  unsigned char *aRest; /* the rest, read into memory by the seal: reads come from here once it is set */
+  size_t nRest, iRest;
 } SnapReader;
 
-static ssize_t snap_cookie_read(void *pCookie, char *aOut, size_t n) {
-  SnapReader *r = (SnapReader *)pCookie;
+/* Steps into the next chunk: 1, or 0 at the end (or at a chunk out of order, which ends the stream). */
+static int snap_next_chunk(SnapReader *r) {
+  if (r->bEof) return 0;
+  r->rcStep = sqlite3_step(r->pStmt);
+  if (r->rcStep != SQLITE_ROW) {
+    r->bEof = 1;
+    return 0;
+  }
+  if (sqlite3_column_int64(r->pStmt, 0) != r->iChunk || sqlite3_column_type(r->pStmt, 1) != SQLITE_BLOB) {
+    r->bOutOfOrder = 1;
+    r->bEof = 1;
+    return 0;
+  }
+  r->a = sqlite3_column_blob(r->pStmt, 1);
+  r->n = (size_t)sqlite3_column_bytes(r->pStmt, 1);
+  r->iPos = 0;
+  r->hash = chunk_checksum(r->hash, r->a, r->n);
+  r->nTotal += (i64)r->n;
+  r->iChunk++;
+  return 1;
+}
+
+/* Copies the next n bytes of the chunks into aOut: how many there were (fewer only at the end). */
+static size_t snap_read_chunks(SnapReader *r, unsigned char *aOut, size_t n) {
   size_t nDone = 0;
-  while (nDone < n && !r->bEof) {
+  while (nDone < n) {
     if (r->iPos == r->n) {
-      if (sqlite3_step(r->pStmt) != SQLITE_ROW) {
-        r->bEof = 1;
-        break;
-      }
-      r->a = sqlite3_column_blob(r->pStmt, 1);
-      r->n = (size_t)sqlite3_column_bytes(r->pStmt, 1);
-      r->iPos = 0;
+      if (!snap_next_chunk(r)) break;
       continue;
     }
     size_t nCopy = r->n - r->iPos;
@@ -706,36 +741,77 @@ static ssize_t snap_cookie_read(void *pCookie, char *aOut, size_t n) {
     r->iPos += nCopy;
     nDone += nCopy;
   }
-  return (ssize_t)nDone;
+  r->nConsumed += (i64)nDone;
+  return nDone;
 }
 
-/* First pass: the chunks are numbered 0..n-1 and their sizes and checksum match what the commit recorded. */
+/* VsSnapIn.xRead: from the chunks, or from the rest the seal read into memory. */
+static size_t snap_read(void *pCtx, void *aOut, size_t n) {
+  SnapReader *r = (SnapReader *)pCtx;
+  if (r->aRest == 0) return snap_read_chunks(r, aOut, n);
+  size_t nCopy = r->nRest - r->iRest < n ? r->nRest - r->iRest : n;
+  memcpy(aOut, r->aRest + r->iRest, nCopy);
+  r->iRest += nCopy;
+  return nCopy;
+}
+
+/* After the stream has stepped through every chunk: do they match what the commit recorded? */
+static int snap_matches(const SnapReader *r) {
+  return r->bEof && r->rcStep == SQLITE_DONE && !r->bOutOfOrder && r->iChunk == r->nChunk &&
+         r->nTotal == r->nByte && r->hash == r->expect;
+}
+
+static int snap_damaged(VsStorage *p, i64 nChunk, i64 nByte, char **pzErr) {
+  vs_error(pzErr, "the index snapshot in %s_snapshot is damaged (expected %lld chunks, %lld bytes and a matching "
+           "checksum); run INSERT INTO %s(%s) VALUES ('rebuild')", p->zName, nChunk, nByte, p->zName, p->zName);
+  return SQLITE_CORRUPT;
+}
+
+/* A first pass: the chunks are numbered 0..n-1 and their sizes and checksum match what the commit recorded. */
 static int snapshot_verify(VsStorage *p, i64 nChunk, i64 nByte, uint64_t expect, char **pzErr) {
-  sqlite3_stmt *pStmt;
-  int rc = stmt(p, SNAP_SCAN, &pStmt);
+  SnapReader v;
+  memset(&v, 0, sizeof(v));
+  v.nChunk = nChunk;
+  v.nByte = nByte;
+  v.expect = expect;
+  int rc = stmt(p, SNAP_SCAN, &v.pStmt);
   if (rc != SQLITE_OK) return db_error(p->db, rc, pzErr, "reading the index snapshot failed");
-  uint64_t h = 0;
-  i64 i = 0, nTotal = 0;
-  while ((rc = sqlite3_step(pStmt)) == SQLITE_ROW) {
-    int nData = sqlite3_column_bytes(pStmt, 1);
-    const unsigned char *a = sqlite3_column_blob(pStmt, 1);
-    if (sqlite3_column_int64(pStmt, 0) != i || sqlite3_column_type(pStmt, 1) != SQLITE_BLOB) break;
-    h = chunk_checksum(h, a, (size_t)nData);
-    nTotal += nData;
-    i++;
+  while (snap_next_chunk(&v)) {
   }
-  int bOk = rc == SQLITE_DONE && i == nChunk && nTotal == nByte && h == expect;
-  rc = sqlite3_reset(pStmt);
+  int bOk = snap_matches(&v);
+  rc = sqlite3_reset(v.pStmt);
   if (rc != SQLITE_OK) return db_error(p->db, rc, pzErr, "reading the index snapshot failed");
-  if (!bOk) {
-    vs_error(pzErr, "the index snapshot in %s_snapshot is damaged (expected %lld chunks, %lld bytes and a matching "
-             "checksum); run INSERT INTO %s(%s) VALUES ('rebuild')", p->zName, nChunk, nByte, p->zName, p->zName);
-    return SQLITE_CORRUPT;
+  return bOk ? SQLITE_OK : snap_damaged(p, nChunk, nByte, pzErr);
+}
+
+/* VsSnapIn.xSeal: a small rest is read into memory, stepping (and so checksumming) through every remaining chunk,
+** and the whole is compared with what the commit recorded; a large one is verified by a first pass, and the
+** stream goes on. */
+static int snap_seal(void *pCtx, char **pzErr) {
+  SnapReader *r = (SnapReader *)pCtx;
+  if (r->bVerified) return SQLITE_OK;
+  i64 nRest = r->nByte - r->nConsumed;
+  if (nRest <= 0 || nRest > VS_SEAL_MEMORY_MAX) {
+    int rc = snapshot_verify(r->p, r->nChunk, r->nByte, r->expect, pzErr);
+    if (rc == SQLITE_OK) r->bVerified = 1;
+    return rc;
   }
+  unsigned char *aRest = sqlite3_malloc64((sqlite3_uint64)nRest + 1);
+  if (aRest == 0) return SQLITE_NOMEM;
+  size_t nGot = snap_read_chunks(r, aRest, (size_t)nRest + 1); /* one byte more: it must find the end */
+  if ((i64)nGot != nRest || !snap_matches(r)) {
+    sqlite3_free(aRest);
+    return snap_damaged(r->p, r->nChunk, r->nByte, pzErr);
+  }
+  r->aRest = aRest;
+  r->nRest = nGot;
+  r->iRest = 0;
+  r->bVerified = 1;
   return SQLITE_OK;
 }
 
-int vs_storage_snapshot_read(VsStorage *p, int (*xRead)(void *, FILE *, i64, char **), void *pCtx, char **pzErr) {
+int vs_storage_snapshot_read(VsStorage *p, int (*xRead)(void *, const VsSnapIn *, i64, char **), void *pCtx,
+                             char **pzErr) {
   i64 iGen = 0, nByte = 0, nChunk = 0, iSum = 0;
   int rc = config_get_int(p, "snapshot_gen", &iGen);
   if (rc == SQLITE_OK && iGen == 0) return SQLITE_DONE;
@@ -743,19 +819,31 @@ int vs_storage_snapshot_read(VsStorage *p, int (*xRead)(void *, FILE *, i64, cha
   if (rc == SQLITE_OK) rc = config_get_int(p, "snapshot_chunks", &nChunk);
   if (rc == SQLITE_OK) rc = config_get_int(p, "snapshot_checksum", &iSum);
   if (rc != SQLITE_OK) return db_error(p->db, rc, pzErr, "reading the table state failed");
-  rc = snapshot_verify(p, nChunk, nByte, (uint64_t)iSum, pzErr);
-  if (rc != SQLITE_OK) return rc;
 
-  SnapReader r = {0, 0, 0, 0, 0};
-  rc = stmt(p, SNAP_SCAN, &r.pStmt);
+  SnapReader r;
+  memset(&r, 0, sizeof(r));
+  r.p = p;
+  r.nChunk = nChunk;
+  r.nByte = nByte;
+  r.expect = (uint64_t)iSum;
+  rc = stmt(p, SNAP_READ, &r.pStmt);
   if (rc != SQLITE_OK) return db_error(p->db, rc, pzErr, "reading the index snapshot failed");
-  cookie_io_functions_t io = {snap_cookie_read, 0, 0, 0};
-  FILE *f = fopencookie(&r, "r", io);
-  if (f == 0) return SQLITE_NOMEM;
-  setvbuf(f, 0, _IONBF, 0); /* large freads go straight to snap_cookie_read: one copy, not two */
-  rc = xRead(pCtx, f, nByte, pzErr);
-  fclose(f);
-  sqlite3_reset(r.pStmt);
+  VsSnapIn in = {snap_read, snap_seal, &r};
+  rc = xRead(pCtx, &in, nByte, pzErr);
+  if (!r.bVerified) {
+    /* A reader that stopped early or never sealed: step through the rest and compare. The snapshot's verdict
+    ** wins over the reader's, as when every chunk was checked first. */
+    while (snap_next_chunk(&r)) {
+    }
+    if (!snap_matches(&r)) {
+      sqlite3_free(*pzErr);
+      *pzErr = 0;
+      rc = snap_damaged(p, nChunk, nByte, pzErr);
+    }
+  }
+  int rcReset = sqlite3_reset(r.pStmt);
+  sqlite3_free(r.aRest);
+  if (rc == SQLITE_OK && rcReset != SQLITE_OK) rc = db_error(p->db, rcReset, pzErr, "reading the index snapshot failed");
   return rc;
 }
 

@@ -168,9 +168,9 @@ static int build_from_vectors(VsTable *pTab, int bTrain, int bLenient, VsIndex *
   return SQLITE_OK;
 }
 
-static int read_snapshot_cb(void *pCtx, FILE *f, i64 nByte, char **pzErr) {
+static int read_snapshot_cb(void *pCtx, const VsSnapIn *pIn, i64 nByte, char **pzErr) {
   VsTable *pTab = (VsTable *)pCtx;
-  int rc = vs_index_read(f, nByte, pTab->pCfg->nDim, pTab->pCfg->eMetric, &pTab->pIdx, pzErr);
+  int rc = vs_index_read(pIn, nByte, pTab->pCfg->nDim, pTab->pCfg->eMetric, &pTab->pIdx, pzErr);
   return rc == SQLITE_OK ? SQLITE_OK : SQLITE_CORRUPT; /* unreadable: rebuilt from the stored vectors */
 }
 

@@ -163,10 +163,24 @@ void vs_faiss_reserve(VsFaissIndex *pIndex, i64 nMore);
 ** and its storage's codes) in vecstore's own section, then Faiss's write_index of the rest. SQLITE_OK, or an
 ** error with *pzErr. */
 int vs_faiss_snapshot_write(VsFaissIndex *pIndex, FILE *f, char **pzErr);
+/* A stored snapshot being read (storage.c), in one pass. xRead copies the next n bytes (fewer only at the end) into
+** aOut and returns how many it copied; each chunk is checksummed as the stream reaches it. xSeal verifies the
+** whole snapshot against what its commit recorded before Faiss parses a byte of it: the reader calls it once it
+** has copied its own arrays (bytes only) and before it hands the stream to Faiss; reads after it return the
+** verified rest. SQLITE_OK, or SQLITE_CORRUPT (SQLITE_NOMEM) with *pzErr. */
+typedef struct VsSnapIn {
+  size_t (*xRead)(void *pCtx, void *aOut, size_t n);
+  int (*xSeal)(void *pCtx, char **pzErr);
+  void *pCtx;
+} VsSnapIn;
 /* Reads what vs_faiss_snapshot_write wrote, never past the nAvail bytes left in the snapshot, into arrays with
-** room for about nLabel / 8 + 1024 more vectors. SQLITE_OK with *ppIndex (structure not yet checked), or
-** SQLITE_CORRUPT (or SQLITE_NOMEM) with *pzErr. */
-int vs_faiss_snapshot_read(FILE *f, i64 nAvail, i64 nLabel, VsFaissIndex **ppIndex, char **pzErr);
+** room for about nLabel / 8 + 1024 more vectors; the arrays are copied as bytes, then the stream is sealed before
+** Faiss's reader parses the rest. SQLITE_OK with *ppIndex (structure not yet checked), or SQLITE_CORRUPT (or
+** SQLITE_NOMEM) with *pzErr. */
+int vs_faiss_snapshot_read(const VsSnapIn *pIn, i64 nAvail, i64 nLabel, VsFaissIndex **ppIndex, char **pzErr);
+/* Faiss's read_index of the rest of a (sealed) stream: a version 1 snapshot's index. SQLITE_OK with *ppIndex, or
+** SQLITE_CORRUPT (SQLITE_NOMEM) with *pzErr. */
+int vs_faiss_read_index(const VsSnapIn *pIn, VsFaissIndex **ppIndex, char **pzErr);
 /* Raw distances from aQuery to the labels' own full-precision vectors: 1, or 0 when the index (quantized,
 ** transformed, IVF without its label lookup) keeps none. */
 int vs_faiss_flat_distances(VsFaissIndex *pIndex, const float *aQuery, const i64 *aLabel, i64 n, float *aDist);
@@ -234,7 +248,7 @@ int vs_index_search(VsIndex *p, const float *aQuery, i64 k, const char *zParams,
 /* Serialises to / restores from a stdio stream: header, label map, Faiss index bytes. */
 int vs_index_write(VsIndex *p, FILE *f, char **pzErr);
 /* nByte: the stream's size, bounding what the header may claim. */
-int vs_index_read(FILE *f, i64 nByte, int nDim, VsMetric eMetric, VsIndex **ppIdx, char **pzErr);
+int vs_index_read(const VsSnapIn *pIn, i64 nByte, int nDim, VsMetric eMetric, VsIndex **ppIdx, char **pzErr);
 
 /**************************************************************************************************
 ** pending.c: the open transaction's changes to vectors, with savepoints as positions.
@@ -348,9 +362,12 @@ int vs_storage_log_scan(VsStorage *p, i64 iAfter, int (*xEntry)(void *, i64 iSeq
 /* Writes a new snapshot with xWrite(ctx, FILE*), clears the log and bumps the generation. */
 int vs_storage_snapshot_write(VsStorage *p, int (*xWrite)(void *, FILE *, char **), void *pCtx,
                               i64 *piGen, char **pzErr);
-/* Verifies the checksum of the stored snapshot then calls xRead(ctx, FILE*). SQLITE_DONE if there is
-** none; SQLITE_CORRUPT with *pzErr when the checksum or sizes do not match. */
-int vs_storage_snapshot_read(VsStorage *p, int (*xRead)(void *, FILE *, i64 nByte, char **), void *pCtx,
+/* Calls xRead(ctx, pIn, nByte) with a one-pass stream over the stored snapshot (VsSnapIn): its chunks are
+** checksummed as the stream reaches them, and pIn->xSeal verifies the whole before Faiss parses any of it (the
+** rest read into memory when it is small, else a first pass over every chunk); a reader that never seals is
+** verified at the end. SQLITE_DONE if there is no snapshot; SQLITE_CORRUPT with *pzErr when the checksum, sizes
+** or chunk numbers do not match what the commit recorded, whatever xRead returned. */
+int vs_storage_snapshot_read(VsStorage *p, int (*xRead)(void *, const VsSnapIn *, i64 nByte, char **), void *pCtx,
                              char **pzErr);
 /* Sum of snapshot chunk sizes and the chunk count. */
 int vs_storage_snapshot_info(VsStorage *p, i64 *pnByte, i64 *pnChunk);
