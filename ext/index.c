@@ -216,6 +216,19 @@ static const float *index_input(const VsIndex *p, i64 n, const float *aVec, floa
   return aCopy;
 }
 
+int vs_index_reserve(VsIndex *p, i64 nMore) {
+  if (nMore <= 0) return SQLITE_OK;
+  if (p->nLabel + nMore > p->nAlloc) {
+    i64 *aNew = sqlite3_realloc64(p->aRowid, (sqlite3_uint64)(p->nLabel + nMore) * sizeof(i64));
+    if (aNew == 0) return SQLITE_NOMEM;
+    p->aRowid = aNew;
+    p->nAlloc = p->nLabel + nMore;
+  }
+  int rc = vs_i64map_reserve(&p->live, p->live.nUsed + nMore);
+  if (rc == SQLITE_OK) vs_faiss_reserve(p->pFaiss, nMore);
+  return rc;
+}
+
 int vs_index_add(VsIndex *p, i64 n, const i64 *aRowid, const float *aVec, char **pzErr) {
   if (n <= 0) return SQLITE_OK;
   if (p->nLabel + n > p->nAlloc) {

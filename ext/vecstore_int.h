@@ -217,6 +217,9 @@ typedef struct VsIndex {
 /* Creates an empty index for desc (the stand-in when desc needs training). */
 int vs_index_new(int nDim, VsMetric eMetric, const char *zDesc, VsIndex **ppIdx, char **pzErr);
 void vs_index_free(VsIndex *p);
+/* Makes room for nMore more vectors at once (the label map, the rowid array, Faiss's arrays), so that adding
+** them does not grow each array step by step. SQLITE_OK or SQLITE_NOMEM (the index unchanged and usable). */
+int vs_index_reserve(VsIndex *p, i64 nMore);
 /* Adds n vectors (row-major) for the given rowids, replacing any live vector of the same rowid. */
 int vs_index_add(VsIndex *p, i64 n, const i64 *aRowid, const float *aVec, char **pzErr);
 /* Tombstones the vector of iRowid if there is one. */
