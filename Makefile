@@ -244,9 +244,9 @@ valgrind: $(BUILD)/vecstore.so $(TEST_BINS)
 BENCH_BIN := $(BUILD)/bench/bench
 BENCH_CFLAGS := -std=c11 -O2 -g -fopenmp -Wall -Wextra -Werror -Wno-format-truncation -D_GNU_SOURCE -isystem $(FAISS_DIR)/include
 
-$(BENCH_BIN): tests/bench/bench.c | deps
+$(BENCH_BIN): tests/bench/bench.c tests/bench/bench_store.c tests/bench/bench.h | deps
 	@mkdir -p $(dir $@)
-	$(CC) $(BENCH_CFLAGS) -o $@ $< $(FAISS_C_LIB) $(FAISS_CORE_LIB) -lsqlite3 -lopenblas -llapack -fopenmp \
+	$(CC) $(BENCH_CFLAGS) -o $@ $(filter %.c,$^) $(FAISS_C_LIB) $(FAISS_CORE_LIB) -lsqlite3 -lopenblas -llapack -fopenmp \
 	  -lstdc++ -lm -ldl -lpthread
 
 .PHONY: bench bench-plot

@@ -10,7 +10,8 @@
 **
 ** Data: a seeded Gaussian mixture (a few thousand clusters) at 128 and 768 dimensions, and the real bigann10k set
 ** of tests/data with its ground truth. Rowids are 1-based row numbers everywhere (Faiss labels are row - 1).
-** Times are wall-clock, CLOCK_MONOTONIC; nothing here is asserted.
+** Times are wall-clock, CLOCK_MONOTONIC; nothing here is asserted. bench_store.c holds the sections on storage
+** (file size against the raw vectors, sqlite-vec and Faiss per index type).
 */
 #include <dirent.h>
 #include <errno.h>
@@ -36,38 +37,27 @@
 #include <faiss/c_api/index_factory_c.h>
 #include <faiss/c_api/index_io_c.h>
 
+#include "bench.h"
+
 /* ------------------------------------------------------------------------------------------------------------ */
 /* Settings                                                                                                      */
 
-enum { E_VS = 0, E_FAISS, E_VEC, E_VSS, E_N };
-static const char *const ENGINE[E_N] = {"vecstore", "faiss", "sqlite-vec", "sqlite-vss"};
+const char *const ENGINE[E_N] = {"vecstore", "faiss", "sqlite-vec", "sqlite-vss"};
 
-#define K 10
 /* sqlite-vss's bulk insert is super-linear in the rows of the transaction (measured here: 10k x 128 rows in 0.7 s,
 ** 50k in 52 s; 10k x 768 in 10 s), and it keeps its whole index in one BLOB rewritten at every commit, so it only
 ** gets the tables up to this size. */
 #define VSS_MAX_ROWS 20000
 
-static struct {
-  int bSmall;
-  const char *zExt, *zPeers, *zData, *zDir, *zJson;
-  int nProc;
-  /* sizes */
-  int nClusters;
-  int64_t nMid, nBig, nCommitSmall;
-  int nq, nqFilter, nCommits, nCommitsFaissBig;
-  int bHave[E_N];
-  char zSkip[E_N][300];
-  char zVersion[E_N][64];
-} G;
+BenchGlobals G;
 
-static double now_ms(void) {
+double now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-static void logf_(const char *zFmt, ...) {
+void logf_(const char *zFmt, ...) {
   va_list ap;
   va_start(ap, zFmt);
   fprintf(stderr, "[bench] ");
@@ -77,7 +67,7 @@ static void logf_(const char *zFmt, ...) {
   va_end(ap);
 }
 
-static void die(const char *zFmt, ...) {
+void die(const char *zFmt, ...) {
   va_list ap;
   va_start(ap, zFmt);
   fprintf(stderr, "bench: ");
@@ -87,13 +77,13 @@ static void die(const char *zFmt, ...) {
   exit(1);
 }
 
-static void *xmalloc(size_t n) {
+void *xmalloc(size_t n) {
   void *p = malloc(n ? n : 1);
   if (!p) die("out of memory (%zu bytes)", n);
   return p;
 }
 
-static char *fmt(const char *zFmt, ...) {
+char *fmt(const char *zFmt, ...) {
   va_list ap;
   va_start(ap, zFmt);
   char *z = 0;
@@ -105,7 +95,7 @@ static char *fmt(const char *zFmt, ...) {
 /* Notes printed under the report (skips, errors, caveats). */
 static char *aNote[256];
 static int nNote;
-static void note(const char *zFmt, ...) {
+void note(const char *zFmt, ...) {
   va_list ap;
   va_start(ap, zFmt);
   char *z = 0;
@@ -118,7 +108,6 @@ static void note(const char *zFmt, ...) {
 /* ------------------------------------------------------------------------------------------------------------ */
 /* Results: rows of (section, figure) with one value per engine; curves of recall against latency.             */
 
-enum { LOWER = 0, HIGHER = 1, PLAIN = 2 };
 typedef struct Row {
   int iSec;
   char zLabel[160];
@@ -141,11 +130,13 @@ static const char *const SECTION[] = {
   "Filtered queries, k=10 (rows returned: mean per query; recall@10 against the exact filtered answer)",
   "MMR, k=4, fetch_k=20, lambda_mult=0.5 (faiss column: Faiss search + LangChain's MMR in C)",
   "Peak RSS of one connection: open + 20 queries (MB, VmHWM delta in a fresh process)",
-  "Database file size (MB; faiss: write_index file)",
+  "Database file size after the bulk load commits (MB; SQLite files: page_count x page_size; faiss: write_index "
+  "file; sqlite-vec beside an approximate index: its vec0 table of the same rows; each 'file / raw vectors' line "
+  "divides by n x d x 4 bytes)",
   "Real data: bigann10k (9,900 x 128 SIFT, 100 queries, ground truth from tests/data)",
 };
 #define N_SECTION (int)(sizeof(SECTION) / sizeof(SECTION[0]))
-enum { S_INSERT, S_COMMIT, S_OPEN, S_FLAT, S_ANN, S_FILTER, S_MMR, S_MEM, S_SIZE, S_REAL };
+_Static_assert(sizeof(SECTION) / sizeof(SECTION[0]) == S_REAL + 1, "one title per section of bench.h");
 
 static Row *row(int iSec, int eDir, const char *zLabel) {
   for (int i = 0; i < nRow; i++)
@@ -162,9 +153,14 @@ static Row *row(int iSec, int eDir, const char *zLabel) {
   if (iSec == S_MEM || iSec == S_SIZE) p->zBetter = "smaller", p->zWorse = "larger";
   return p;
 }
-static void put(int iSec, int eDir, const char *zLabel, int e, double v) { row(iSec, eDir, zLabel)->a[e] = v; }
-static void put_text(int iSec, int eDir, const char *zLabel, int e, const char *z) {
+void put(int iSec, int eDir, const char *zLabel, int e, double v) { row(iSec, eDir, zLabel)->a[e] = v; }
+void put_text(int iSec, int eDir, const char *zLabel, int e, const char *z) {
   snprintf(row(iSec, eDir, zLabel)->azCell[e], 64, "%s", z);
+}
+double got(int iSec, const char *zLabel, int e) {
+  for (int i = 0; i < nRow; i++)
+    if (aRow[i].iSec == iSec && strcmp(aRow[i].zLabel, zLabel) == 0) return aRow[i].a[e];
+  return NAN;
 }
 
 typedef struct Point {
@@ -235,7 +231,7 @@ static float *mixture_sample(const Mixture *m, int64_t n, uint64_t seed) {
   return x;
 }
 
-static float *read_fvecs(const char *zPath, int64_t *pn, int *pd) {
+float *read_fvecs(const char *zPath, int64_t *pn, int *pd) {
   FILE *f = fopen(zPath, "rb");
   if (!f) return 0;
   fseek(f, 0, SEEK_END);
@@ -267,7 +263,7 @@ static void write_fvecs(const char *zPath, const float *x, int64_t n, int d) {
 }
 
 /* The 1-based rowid -> declared column grp: 1 for 10% of the rows, 2 for 1%, 3 for 0.1%, else 0. */
-static int grp_of(int64_t rowid) {
+int grp_of(int64_t rowid) {
   int m = (int)(rowid % 1000);
   return m < 100 ? 1 : m < 110 ? 2 : m == 110 ? 3 : 0;
 }
@@ -275,7 +271,7 @@ static int grp_of(int64_t rowid) {
 /* ------------------------------------------------------------------------------------------------------------ */
 /* Faiss                                                                                                         */
 
-static void faiss_check(int rc, const char *zWhat) {
+void faiss_check(int rc, const char *zWhat) {
   if (rc) die("faiss %s: %s", zWhat, faiss_get_last_error());
 }
 
@@ -322,7 +318,7 @@ typedef struct Stats {
   char zErr[300];
 } Stats;
 
-static int cmp_double(const void *a, const void *b) {
+int cmp_double(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
   return (x > y) - (x < y);
 }
@@ -351,7 +347,7 @@ static int hits(const int64_t *aGot, int nGot, const int64_t *aTruth) {
 }
 
 /* Builds a Faiss index (train when needed, add, write it to zPath); returns the seconds spent in total. */
-static FaissIndex *faiss_build(const char *zDesc, int d, const float *x, int64_t n, const char *zPath, double *pMs) {
+FaissIndex *faiss_build(const char *zDesc, int d, const float *x, int64_t n, const char *zPath, double *pMs) {
   FaissIndex *idx = 0;
   omp_set_num_threads(G.nProc);
   double t0 = now_ms();
@@ -363,7 +359,7 @@ static FaissIndex *faiss_build(const char *zDesc, int d, const float *x, int64_t
   return idx;
 }
 
-static void faiss_params(FaissIndex *idx, const char *zParams) {
+void faiss_params(FaissIndex *idx, const char *zParams) {
   if (!zParams || !*zParams) return;
   FaissParameterSpace *ps = 0;
   faiss_check(faiss_ParameterSpace_new(&ps), "ParameterSpace");
@@ -475,7 +471,7 @@ static int load(sqlite3 *db, const char *zPath, char *zErr, size_t nErr) {
 }
 
 /* Opens zPath with engine e's extension(s) loaded; 0 and a message on failure. */
-static sqlite3 *sql_open(int e, const char *zPath, char *zErr, size_t nErr) {
+sqlite3 *sql_open(int e, const char *zPath, char *zErr, size_t nErr) {
   sqlite3 *db = 0;
   if (sqlite3_open_v2(zPath, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, 0) != SQLITE_OK) {
     snprintf(zErr, nErr, "cannot open %s: %s", zPath, sqlite3_errmsg(db));
@@ -515,7 +511,7 @@ static char *sql_text(sqlite3 *db, const char *zSql) {
 
 /* The vector as engine e takes it: float32 LE; sqlite-vss gets vector0's 'v',1 header, because a raw blob whose
 ** first two bytes happen to be 'v',1 would be read as a headed vector of the wrong length. */
-static const void *vec_blob(int e, const float *v, int d, int *pn, unsigned char *aBuf) {
+const void *vec_blob(int e, const float *v, int d, int *pn, unsigned char *aBuf) {
   if (e != E_VSS) {
     *pn = 4 * d;
     return v;
@@ -534,7 +530,7 @@ static const char *create_sql(int e, int d, const char *zIndex, int bGrp, char *
   return z;
 }
 
-static const char *knn_sql(int e, int k, const char *zExtra, char *z, size_t n) {
+const char *knn_sql(int e, int k, const char *zExtra, char *z, size_t n) {
   if (e == E_VSS)
     snprintf(z, n, "SELECT rowid, distance FROM t WHERE vss_search(embedding, vss_search_params(?1, %d))%s", k, zExtra);
   else
@@ -542,17 +538,7 @@ static const char *knn_sql(int e, int k, const char *zExtra, char *z, size_t n) 
   return z;
 }
 
-typedef struct Table {
-  int e;
-  char zPath[600];
-  int d;
-  int bGrp;
-  sqlite3 *db;
-  int bOk;
-  char zErr[400];
-} Table;
-
-static void remove_db(const char *zPath) {
+void remove_db(const char *zPath) {
   const char *aSuf[] = {"", "-journal", "-wal", "-shm"};
   for (int i = 0; i < 4; i++) {
     char z[700];
@@ -562,7 +548,7 @@ static void remove_db(const char *zPath) {
 }
 
 /* Creates table t in a fresh file and inserts n rows in one transaction; returns the milliseconds, or -1. */
-static double sql_build(Table *t, const char *zIndex, const float *x, int64_t n, int64_t nFrom) {
+double sql_build(Table *t, const char *zIndex, const float *x, int64_t n, int64_t nFrom) {
   char zSql[300];
   remove_db(t->zPath);
   t->db = sql_open(t->e, t->zPath, t->zErr, sizeof(t->zErr));
@@ -599,7 +585,7 @@ static double sql_build(Table *t, const char *zIndex, const float *x, int64_t n,
   return now_ms() - t0;
 }
 
-static void sql_close(Table *t) {
+void sql_close(Table *t) {
   if (t->db) sqlite3_close(t->db);
   t->db = 0;
 }
@@ -664,7 +650,7 @@ static int sql_queries(sqlite3 *db, int e, const char *zSql, const char *zParam,
 /* ------------------------------------------------------------------------------------------------------------ */
 /* Child processes: open + first query + peak RSS                                                               */
 
-static long proc_status_kb(const char *zKey) {
+long proc_status_kb(const char *zKey) {
   FILE *f = fopen("/proc/self/status", "r");
   char zLine[256];
   long v = -1;
@@ -776,18 +762,12 @@ static int run_child(int e, const char *zPath, const char *zQFile, int nq, const
   return 0;
 }
 
-static double file_mb(const char *zPath) {
-  struct stat st;
-  if (stat(zPath, &st)) return NAN;
-  return st.st_size / (1024.0 * 1024.0);
-}
-
 /* ------------------------------------------------------------------------------------------------------------ */
 /* The workload                                                                                                  */
 
-static char *path_in_dir(const char *zName) { return fmt("%s/%s", G.zDir, zName); }
+char *path_in_dir(const char *zName) { return fmt("%s/%s", G.zDir, zName); }
 
-static const char *size_label(int64_t n) {
+const char *size_label(int64_t n) {
   static char z[8][32];
   static int i;
   char *p = z[i++ % 8];
@@ -797,10 +777,10 @@ static const char *size_label(int64_t n) {
   return p;
 }
 
-static int engine_usable(int e) { return e == E_FAISS || G.bHave[e]; }
+int engine_usable(int e) { return e == E_FAISS || G.bHave[e]; }
 
 /* Reports a failed step of engine e: the cell shows "error" and the message goes to the notes. */
-static void fail(int iSec, int eDir, const char *zLabel, int e, const char *zErr) {
+void fail(int iSec, int eDir, const char *zLabel, int e, const char *zErr) {
   put_text(iSec, eDir, zLabel, e, "error");
   note("%s, %s: %s", ENGINE[e], zLabel, zErr);
 }
@@ -923,16 +903,6 @@ static void bench_real(void) {
 
 /* ---- exact (Flat) tables ------------------------------------------------------------------------------------ */
 
-typedef struct Dataset {
-  const char *zName; /* "128", "768" */
-  int d;
-  int64_t n;         /* rows available in x */
-  float *x;
-  float *q;
-  int nq;
-  char *zQFile;
-} Dataset;
-
 /* MMR on an open vecstore table against Faiss + C MMR on the same rows; agreement of the picked rowids. */
 static void bench_mmr(sqlite3 *db, FaissIndex *idx, const Dataset *ds, const char *zWhat, const char *zParams) {
   char zLabel[200];
@@ -968,6 +938,7 @@ static void bench_flat(Dataset *ds, int64_t n, int bGrp, const int64_t *aTruth, 
   char zWhat[160], zLabel[200], zSql[300];
   snprintf(zWhat, sizeof(zWhat), "Flat %s x %d%s", size_label(n), ds->d, bGrp ? " (+grp column)" : "");
   logf_("%s", zWhat);
+  int bBig = n == G.nBig && ds->d == 128 && aKeep; /* the files kept for bench_store */
   FaissIndex *idxFaiss = 0;
   static const int aOrder[E_N] = {E_FAISS, E_VS, E_VEC, E_VSS}; /* Faiss first: vecstore's MMR check uses it */
   for (int io = 0; io < E_N; io++) {
@@ -983,7 +954,8 @@ static void bench_flat(Dataset *ds, int64_t n, int bGrp, const int64_t *aTruth, 
       char *zP = path_in_dir(fmt("flat_%s_%d.faiss", size_label(n), ds->d));
       idxFaiss = faiss_build("Flat", ds->d, ds->x, n, zP, &ms);
       put(S_INSERT, HIGHER, zLabel, e, n / (ms / 1e3));
-      put(S_SIZE, LOWER, zWhat, e, file_mb(zP));
+      record_size(zWhat, e, zP, n, ds->d);
+      if (bBig) store_file("Flat", zWhat, e, zP, "");
       Stats st;
       faiss_queries(idxFaiss, 0, ds->q, ds->nq, ds->d, aTruth, &st);
       record_query(S_FLAT, zWhat, e, &st, 0);
@@ -1010,7 +982,8 @@ static void bench_flat(Dataset *ds, int64_t n, int bGrp, const int64_t *aTruth, 
     if (e == E_VS && ds->d == 128 && idxFaiss == 0) die("faiss must run before vecstore");
     if (e == E_VS && ds->d == 128 && !bGrp) bench_mmr(t.db, idxFaiss, ds, zWhat, 0);
     sql_close(&t);
-    put(S_SIZE, LOWER, zWhat, e, file_mb(t.zPath));
+    record_size(zWhat, e, t.zPath, n, ds->d);
+    if (bBig) store_file("Flat", zWhat, e, t.zPath, "");
     child_figures(e, t.zPath, ds->zQFile, 0, zWhat, n >= G.nBig);
     if (aKeep) aKeep[e] = t;
     else remove_db(t.zPath);
@@ -1218,13 +1191,14 @@ static void bench_ann(Dataset *ds, const Sweep *sw, const int64_t *aTruth, int64
   FaissIndex *idx = faiss_build(sw->zIndex, ds->d, ds->x, n, zFaissPath, &ms);
   logf_("  faiss: build %.1f s", ms / 1e3);
   put(S_INSERT, HIGHER, zInsert, E_FAISS, n / (ms / 1e3));
-  put(S_SIZE, LOWER, zWhat, E_FAISS, file_mb(zFaissPath));
+  record_size(zWhat, E_FAISS, zFaissPath, n, ds->d);
   Stats stF, stV;
   int iF = -1, iV = -1;
   sweep(E_FAISS, idx, 0, sw, ds, aTruth, zWhat, &stF, &iF);
   record_ann(zWhat, E_FAISS, sw, &stF, iF);
   char zParF[64];
   snprintf(zParF, sizeof(zParF), "%s=%d", sw->zParam, sw->aVal[iF]);
+  store_file(sw->zIndex, zWhat, E_FAISS, zFaissPath, zParF);
   child_figures(E_FAISS, zFaissPath, ds->zQFile, zParF, zWhat, 1);
 
   /* vecstore */
@@ -1245,7 +1219,8 @@ static void bench_ann(Dataset *ds, const Sweep *sw, const int64_t *aTruth, int64
       bench_filters(&t, ds, n, zWhat, zPar, aaTruthMod, aaTruthGrp);
       if (strncmp(sw->zIndex, "HNSW", 4) == 0) bench_mmr(t.db, idx, ds, fmt("%s, %s", zWhat, zPar), zPar);
       sql_close(&t);
-      put(S_SIZE, LOWER, zWhat, E_VS, file_mb(t.zPath));
+      record_size(zWhat, E_VS, t.zPath, n, ds->d);
+      store_file(sw->zIndex, zWhat, E_VS, t.zPath, zPar);
       child_figures(E_VS, t.zPath, ds->zQFile, zPar, zWhat, 1);
     }
   }
@@ -1288,7 +1263,7 @@ static void bench_ann(Dataset *ds, const Sweep *sw, const int64_t *aTruth, int64
           bench_filters(&s, ds, n, zWhat, 0, aaTruthMod, aaTruthGrp);
         }
         sql_close(&s);
-        put(S_SIZE, LOWER, zWhat, E_VSS, file_mb(s.zPath));
+        record_size(zWhat, E_VSS, s.zPath, n, ds->d);
         child_figures(E_VSS, s.zPath, ds->zQFile, 0, zWhat, 1);
       }
       sql_close(&s);
@@ -1617,6 +1592,9 @@ int main(int argc, char **argv) {
   Table tHnsw = {0}, tIvf = {0};
   bench_ann(&d128, &swH, gtBig128, aaMod, aaGrp, &tHnsw);
   bench_ann(&d128, &swI, gtBig128, aaMod, aaGrp, &tIvf);
+
+  /* ---- storage (bench_store.c): on the files above, before the commits below change them ---- */
+  bench_store(&d128);
 
   /* ---- one-row commits on the big files ---- */
   {
