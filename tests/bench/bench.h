@@ -1,6 +1,6 @@
 /*
 ** bench.h: what bench.c (the workload, the report) shares with bench_store.c (the sections of issue 12:
-** file size against the raw vectors, sqlite-vec and Faiss). One binary; see bench.c for the usage.
+** file size, fresh-process open, bulk insert without ids). One binary; see bench.c for the usage.
 */
 #ifndef VECSTORE_BENCH_H
 #define VECSTORE_BENCH_H
@@ -62,6 +62,7 @@ typedef struct Table {
   char zPath[600];
   int d;
   int bGrp;
+  int bNoRowid; /* sql_build inserts the vector alone: neither rowid nor id given */
   sqlite3 *db;
   int bOk;
   char zErr[400];
@@ -78,9 +79,13 @@ const char *knn_sql(int e, int k, const char *zExtra, char *z, size_t n);
 void remove_db(const char *zPath);
 double sql_build(Table *t, const char *zIndex, const float *x, int64_t n, int64_t nFrom);
 void sql_close(Table *t);
+long proc_status_kb(const char *zKey);
+int run_child(int e, const char *zPath, const char *zQFile, int nq, const char *zParams, double *pOpenMs,
+              double *pMb, char *zErr, size_t nErr);
 char *path_in_dir(const char *zName);
 const char *size_label(int64_t n);
 int engine_usable(int e);
+int cmp_double(const void *a, const void *b);
 
 /* bench_store.c */
 /* Records a file of the big (G.nBig x 128) sets for the sections below; zIndex "Flat", "HNSW32", ...; zWhat the
