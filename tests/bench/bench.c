@@ -7,11 +7,13 @@
 **   bench [--scale small|full] [--ext build/vecstore] [--peers DIR] [--data tests/data]
 **         [--dir build/bench] [--json build/bench.json]
 **   bench --child ENGINE PATH QFILE NQ PARAMS      (internal: open + first query + peak RSS in a fresh process)
+**   bench --conns ENGINE PATH QFILE NCONN [PARAMS] (internal: NCONN connections in NCONN threads; bench_store.c)
+**   bench --second ENGINE PATH QFILE [PARAMS]      (internal: a second connection's open; bench_store.c)
 **
 ** Data: a seeded Gaussian mixture (a few thousand clusters) at 128 and 768 dimensions, and the real bigann10k set
 ** of tests/data with its ground truth. Rowids are 1-based row numbers everywhere (Faiss labels are row - 1).
 ** Times are wall-clock, CLOCK_MONOTONIC; nothing here is asserted. bench_store.c holds the sections on storage
-** (file size against the raw vectors, open + first query in fresh processes, bulk insert without ids).
+** and connections (file size against the raw vectors, fresh-process open, memory with several connections).
 */
 #include <dirent.h>
 #include <errno.h>
@@ -133,6 +135,9 @@ static const char *const SECTION[] = {
   "Filtered queries, k=10 (rows returned: mean per query; recall@10 against the exact filtered answer)",
   "MMR, k=4, fetch_k=20, lambda_mult=0.5 (faiss column: Faiss search + LangChain's MMR in C)",
   "Peak RSS of one connection: open + 20 queries (MB, VmHWM delta in a fresh process)",
+  "Connections of one process on one table (fresh process per figure; peak RSS: MB, VmHWM minus the RSS before "
+  "the first open, each connection in its own thread, all open at the peak; open + first query: ms; faiss: one "
+  "read_index + one search, the same figure in each memory row; sqlite-vec: its vec0 table of the same rows)",
   "Database file size after the bulk load commits (MB; SQLite files: page_count x page_size; faiss: write_index "
   "file; sqlite-vec beside an approximate index: its vec0 table of the same rows; each 'file / raw vectors' line "
   "divides by n x d x 4 bytes)",
@@ -153,7 +158,8 @@ static Row *row(int iSec, int eDir, const char *zLabel) {
   for (int e = 0; e < E_N; e++) p->a[e] = NAN;
   p->zBetter = "faster";
   p->zWorse = "slower";
-  if (iSec == S_MEM || iSec == S_SIZE) p->zBetter = "smaller", p->zWorse = "larger";
+  if (iSec == S_MEM || iSec == S_SIZE || (iSec == S_CONN && strstr(zLabel, "MB")))
+    p->zBetter = "smaller", p->zWorse = "larger";
   return p;
 }
 void put(int iSec, int eDir, const char *zLabel, int e, double v) { row(iSec, eDir, zLabel)->a[e] = v; }
@@ -668,6 +674,15 @@ long proc_status_kb(const char *zKey) {
   return v;
 }
 
+/* Sets the peak RSS (VmHWM) to the current RSS, so that VmHWM minus VmRSS read now is what comes after. */
+void reset_peak_rss(void) {
+  FILE *f = fopen("/proc/self/clear_refs", "w"); /* "5" resets the peak RSS to the current RSS */
+  if (f) {
+    fputs("5", f);
+    fclose(f);
+  }
+}
+
 /* In the child: prints "open_first_ms hwm_delta_kb nq_done". */
 static int child_main(int argc, char **argv) {
   if (argc < 5) die("--child ENGINE PATH QFILE NQ [PARAMS]");
@@ -682,11 +697,7 @@ static int child_main(int argc, char **argv) {
   if (!q) die("cannot read %s", argv[2]);
   int nRun = atoi(argv[3]);
   if (nRun > nq) nRun = (int)nq;
-  FILE *f = fopen("/proc/self/clear_refs", "w"); /* "5" resets the peak RSS to the current RSS */
-  if (f) {
-    fputs("5", f);
-    fclose(f);
-  }
+  reset_peak_rss();
   long base = proc_status_kb("VmRSS");
   double t0 = now_ms(), tFirst = 0;
   if (e == E_FAISS) {
@@ -728,17 +739,21 @@ static int child_main(int argc, char **argv) {
   return 0;
 }
 
-/* Runs a child; returns 0 and fills *pOpenMs, *pMb, or 1 (message in zErr). */
-int run_child(int e, const char *zPath, const char *zQFile, int nq, const char *zParams, double *pOpenMs,
-              double *pMb, char *zErr, size_t nErr) {
+int run_self(char *const *azArg, int nArg, char *zOut, size_t nOut) {
   int fd[2];
   if (pipe(fd)) die("pipe");
   char zSelf[600];
   ssize_t n = readlink("/proc/self/exe", zSelf, sizeof(zSelf) - 1);
   if (n <= 0) die("readlink /proc/self/exe");
   zSelf[n] = 0;
-  char zNq[32];
-  snprintf(zNq, sizeof(zNq), "%d", nq);
+  char **argv = xmalloc(((size_t)nArg + 6) * sizeof(char *));
+  argv[0] = zSelf;
+  argv[1] = "--ext";
+  argv[2] = (char *)G.zExt;
+  argv[3] = "--peers";
+  argv[4] = (char *)G.zPeers;
+  for (int i = 0; i < nArg; i++) argv[5 + i] = azArg[i];
+  argv[5 + nArg] = 0;
   fflush(stdout);
   fflush(stderr);
   pid_t pid = fork();
@@ -746,22 +761,30 @@ int run_child(int e, const char *zPath, const char *zQFile, int nq, const char *
     dup2(fd[1], 1);
     close(fd[0]);
     close(fd[1]);
-    char *argv[] = {zSelf, "--ext", (char *)G.zExt, "--peers", (char *)G.zPeers, "--child", (char *)ENGINE[e],
-                    (char *)zPath, (char *)zQFile, zNq, (char *)(zParams ? zParams : ""), 0};
     execv(zSelf, argv);
     _exit(127);
   }
+  free(argv);
   close(fd[1]);
-  char zOut[256] = {0};
-  size_t got = 0;
+  memset(zOut, 0, nOut);
+  size_t nGot = 0;
   ssize_t r;
-  while (got < sizeof(zOut) - 1 && (r = read(fd[0], zOut + got, sizeof(zOut) - 1 - got)) > 0) got += (size_t)r;
+  while (nGot < nOut - 1 && (r = read(fd[0], zOut + nGot, nOut - 1 - nGot)) > 0) nGot += (size_t)r;
   close(fd[0]);
   int status = 0;
   waitpid(pid, &status, 0);
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : status ? status : -1;
+}
+
+/* Runs a child; returns 0 and fills *pOpenMs, *pMb, or 1 (message in zErr). */
+int run_child(int e, const char *zPath, const char *zQFile, int nq, const char *zParams, double *pOpenMs,
+              double *pMb, char *zErr, size_t nErr) {
+  char zNq[32], zOut[256];
+  snprintf(zNq, sizeof(zNq), "%d", nq);
+  char *azArg[] = {"--child", (char *)ENGINE[e], (char *)zPath, (char *)zQFile, zNq, (char *)(zParams ? zParams : "")};
   long kb = 0;
-  int nDone = 0;
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || sscanf(zOut, "%lf %ld %d", pOpenMs, &kb, &nDone) != 3) {
+  int nDone = 0, status = run_self(azArg, 6, zOut, sizeof(zOut));
+  if (status || sscanf(zOut, "%lf %ld %d", pOpenMs, &kb, &nDone) != 3) {
     snprintf(zErr, nErr, "child for %s on %s failed (status %d)", ENGINE[e], zPath, status);
     return 1;
   }
@@ -1467,7 +1490,7 @@ int main(int argc, char **argv) {
   const char *zScale = getenv("BENCH_SCALE");
   int iChild = 0;
   for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--child") == 0) {
+    if (strcmp(argv[i], "--child") == 0 || strcmp(argv[i], "--conns") == 0 || strcmp(argv[i], "--second") == 0) {
       iChild = i + 1;
       break;
     }
@@ -1484,7 +1507,8 @@ int main(int argc, char **argv) {
   snprintf(zPeerVec, sizeof(zPeerVec), "%s/node_modules/sqlite-vec-linux-x64/vec0", G.zPeers);
   snprintf(zPeerVector, sizeof(zPeerVector), "%s/node_modules/sqlite-vss-linux-x64/lib/vector0", G.zPeers);
   snprintf(zPeerVss, sizeof(zPeerVss), "%s/node_modules/sqlite-vss-linux-x64/lib/vss0", G.zPeers);
-  if (iChild) return child_main(argc - iChild, argv + iChild);
+  if (iChild && strcmp(argv[iChild - 1], "--child") == 0) return child_main(argc - iChild, argv + iChild);
+  if (iChild) return store_child_main(argv[iChild - 1], argc - iChild, argv + iChild);
 
   G.bSmall = zScale && strcmp(zScale, "small") == 0;
   if (zScale && !G.bSmall && strcmp(zScale, "full") != 0) die("BENCH_SCALE must be small or full, got '%s'", zScale);
@@ -1494,7 +1518,7 @@ int main(int argc, char **argv) {
   G.nCommitSmall = 10000;
   G.nq = G.bSmall ? 100 : 200;
   G.nqFilter = G.bSmall ? 30 : 50;
-  G.nCommits = G.bSmall ? 20 : 50;
+  G.nCommits = G.bSmall ? 100 : 200;
   G.nCommitsFaissBig = G.bSmall ? 5 : 5;
   mkdir(G.zDir, 0755);
   double tStart = now_ms();
@@ -1597,7 +1621,7 @@ int main(int argc, char **argv) {
   bench_ann(&d128, &swH, gtBig128, aaMod, aaGrp, &tHnsw);
   bench_ann(&d128, &swI, gtBig128, aaMod, aaGrp, &tIvf);
 
-  /* ---- storage (bench_store.c): on the files above, before the commits below change them ---- */
+  /* ---- storage and connections (bench_store.c): on the files above, before the commits below change them ---- */
   bench_store(&d128);
 
   /* ---- one-row commits on the big files ---- */
@@ -1612,6 +1636,10 @@ int main(int argc, char **argv) {
     logf_("commits: %s", zWhat);
     if (tHnsw.bOk) commit_sql(&tHnsw, xNew, G.nCommits, G.nBig + 1, zWhat);
     commit_faiss(path_in_dir("ann_HNSW32.faiss"), xNew, G.nCommitsFaissBig, 128, zWhat);
+    snprintf(zWhat, sizeof(zWhat), "IVF1024,Flat, %s rows x 128 (+grp column)", size_label(G.nBig));
+    logf_("commits: %s", zWhat);
+    if (tIvf.bOk) commit_sql(&tIvf, xNew, G.nCommits, G.nBig + 1, zWhat);
+    commit_faiss(path_in_dir("ann_IVF1024,Flat.faiss"), xNew, G.nCommitsFaissBig, 128, zWhat);
   }
 
   double rTotal = (now_ms() - tStart) / 1e3;

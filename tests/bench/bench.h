@@ -1,6 +1,6 @@
 /*
-** bench.h: what bench.c (the workload, the report) shares with bench_store.c (the sections of issue 12:
-** file size, fresh-process open, bulk insert without ids). One binary; see bench.c for the usage.
+** bench.h: what bench.c (the workload, the report) shares with bench_store.c (the sections of issues 12 and 13:
+** file size, fresh-process open, connections of one process). One binary; see bench.c for the usage.
 */
 #ifndef VECSTORE_BENCH_H
 #define VECSTORE_BENCH_H
@@ -40,7 +40,7 @@ void note(const char *zFmt, ...);
 
 /* Report rows: (section, figure) with one value per engine. */
 enum { LOWER = 0, HIGHER = 1, PLAIN = 2 };
-enum { S_INSERT, S_COMMIT, S_OPEN, S_FLAT, S_ANN, S_FILTER, S_MMR, S_MEM, S_SIZE, S_REAL };
+enum { S_INSERT, S_COMMIT, S_OPEN, S_FLAT, S_ANN, S_FILTER, S_MMR, S_MEM, S_CONN, S_SIZE, S_REAL };
 void put(int iSec, int eDir, const char *zLabel, int e, double v);
 void put_text(int iSec, int eDir, const char *zLabel, int e, const char *z);
 void fail(int iSec, int eDir, const char *zLabel, int e, const char *zErr);
@@ -80,6 +80,10 @@ void remove_db(const char *zPath);
 double sql_build(Table *t, const char *zIndex, const float *x, int64_t n, int64_t nFrom);
 void sql_close(Table *t);
 long proc_status_kb(const char *zKey);
+void reset_peak_rss(void);
+/* Runs this binary again (with --ext and --peers) with the given arguments; its stdout goes to zOut. 0 when it
+** exited with status 0, else its wait status. */
+int run_self(char *const *azArg, int nArg, char *zOut, size_t nOut);
 int run_child(int e, const char *zPath, const char *zQFile, int nq, const char *zParams, double *pOpenMs,
               double *pMb, char *zErr, size_t nErr);
 char *path_in_dir(const char *zName);
@@ -93,7 +97,9 @@ int cmp_double(const void *a, const void *b);
 void store_file(const char *zIndex, const char *zWhat, int e, const char *zPath, const char *zParams);
 /* Database file size row of zWhat for engine e, and its line against the raw vectors (n x d x 4 bytes). */
 void record_size(const char *zWhat, int e, const char *zPath, int64_t n, int d);
-/* The sections of issue 12 that run after the big tables are built (and before their one-row commits). */
+/* The sections of issues 12 and 13 that run after the big tables are built (and before their one-row commits). */
 void bench_store(const Dataset *ds);
+/* Child modes: --conns ENGINE PATH QFILE NCONN [PARAMS], --second ENGINE PATH QFILE [PARAMS]. */
+int store_child_main(const char *zMode, int argc, char **argv);
 
 #endif

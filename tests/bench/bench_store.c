@@ -1,22 +1,28 @@
 /*
-** bench_store.c: the `make bench` sections that issue 12 ("each vector stored once, the index loaded at memory
-** speed, bulk insert ahead of sqlite-vec") asks for, on the big (G.nBig x 128) files that bench.c builds and keeps
-** until its one-row commits:
+** bench_store.c: the `make bench` sections that issues 12 ("each vector stored once, the index loaded at memory
+** speed, bulk insert ahead of sqlite-vec") and 13 ("one index per process") ask for, on the big (G.nBig x 128)
+** files that bench.c builds and keeps until its one-row commits:
 **
 **   file size     each index type's file against sqlite-vec's file of the same rows, raw Faiss's write_index
 **                 output and the raw vectors (n x d x 4 bytes); SQ8 is built here for its size
 **   open          open + first query in a fresh process, median of 3, the file read once before each
 **   bulk insert   Flat at G.nMid and G.nBig rows with neither rowid nor id given, against sqlite-vec
+**   connections   peak RSS of one process with 1, 2 and 8 connections (8 threads), against one read_index;
+**                 a second connection's open + first query while the first is open
 **
-** Every figure here has its reference measured in the same run. The open is timed in a fresh process of this
-** binary (bench.c's --child), so no page of an index is in the process before it opens.
+** Every figure here has its reference measured in the same run. The child modes (--conns, --second) run in a
+** fresh process of this binary, so no page of an index is in the process before it opens.
 */
 #include <math.h>
+#include <omp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <faiss/c_api/index_io_c.h>
 
 #include "bench.h"
 
@@ -218,6 +224,101 @@ static void bench_open_fresh(const Dataset *ds) {
     if (&aSet[i] != pFlat && !isnan(vecMs) && aSet[i].azPath[E_VS][0]) put(S_OPEN, LOWER, aSet[i].zWhat, E_VEC, vecMs);
 }
 
+/* ------------------------------------------------------------------------------------------------------------ */
+/* Connections of one process                                                                                    */
+
+/* Runs `--conns ENGINE PATH QFILE NCONN PARAMS` (or --second without NCONN) and parses nVal numbers. */
+static int run_store_child(const char *zMode, int e, const char *zPath, const char *zQFile, int nConn,
+                           const char *zParams, double *aVal, int nVal) {
+  char zN[16], zOut[512];
+  snprintf(zN, sizeof(zN), "%d", nConn);
+  char *azArg[6] = {(char *)zMode, (char *)ENGINE[e], (char *)zPath, (char *)zQFile};
+  int nArg = 4;
+  if (strcmp(zMode, "--conns") == 0) azArg[nArg++] = zN;
+  azArg[nArg++] = (char *)(zParams ? zParams : "");
+  warm_file(zPath);
+  if (run_self(azArg, nArg, zOut, sizeof(zOut))) return 1;
+  char *z = zOut;
+  for (int i = 0; i < nVal; i++) {
+    char *zEnd;
+    aVal[i] = strtod(z, &zEnd);
+    if (zEnd == z) return 1;
+    z = zEnd;
+  }
+  return 0;
+}
+
+static void bench_connections(const Dataset *ds) {
+  static const int aConn[3] = {1, 2, 8};
+  const StoreSet *pFlat = store_set("Flat");
+  if (pFlat) {
+    const char *zW = pFlat->zWhat;
+    char *azMem[3];
+    for (int ic = 0; ic < 3; ic++)
+      azMem[ic] = aConn[ic] == 1 ? fmt("%s: peak RSS, 1 connection (MB)", zW)
+                                 : fmt("%s: peak RSS, %d connections in %d threads (MB)", zW, aConn[ic], aConn[ic]);
+    char *zRatio = fmt("%s: peak RSS, 8 connections / 1 connection", zW);
+    char *zAll = fmt("%s: 8 connections in 8 threads, open + first query until all have answered (ms)", zW);
+    double aV[3];
+    if (pFlat->azPath[E_FAISS][0]) {
+      if (run_store_child("--conns", E_FAISS, pFlat->azPath[E_FAISS], ds->zQFile, 1, "", aV, 2)) {
+        fail(S_CONN, LOWER, azMem[0], E_FAISS, "the --conns child failed");
+      } else {
+        for (int ic = 0; ic < 3; ic++) put(S_CONN, LOWER, azMem[ic], E_FAISS, aV[0] / 1024.0);
+        logf_("  faiss %s: read_index + one search, peak RSS +%.1f MB", zW, aV[0] / 1024.0);
+      }
+    }
+    double aAll[E_N] = {NAN, NAN, NAN, NAN};
+    for (int e = E_VS; e <= E_VEC; e++) {
+      if (e == E_FAISS || !pFlat->azPath[e][0]) continue;
+      double aMb[3] = {NAN, NAN, NAN};
+      for (int ic = 0; ic < 3; ic++) {
+        if (run_store_child("--conns", e, pFlat->azPath[e], ds->zQFile, aConn[ic], pFlat->azParams[e], aV, 2)) {
+          fail(S_CONN, LOWER, azMem[ic], e, "the --conns child failed");
+          continue;
+        }
+        aMb[ic] = aV[0] / 1024.0;
+        put(S_CONN, LOWER, azMem[ic], e, aMb[ic]);
+        if (aConn[ic] == 8) aAll[e] = aV[1];
+        logf_("  %s %s: %d connections, peak RSS +%.1f MB, all answered after %.0f ms", ENGINE[e], zW, aConn[ic],
+              aMb[ic], aV[1]);
+      }
+      if (aMb[0] > 0 && !isnan(aMb[2])) put(S_CONN, PLAIN, zRatio, e, aMb[2] / aMb[0]);
+    }
+    for (int e = 0; e < E_N; e++)
+      if (!isnan(aAll[e])) put(S_CONN, LOWER, zAll, e, aAll[e]);
+  }
+  /* a second connection, per index type; sqlite-vec: its Flat file, beside every index type */
+  double aVec[2] = {NAN, NAN};
+  for (int i = 0; i < nSet; i++) {
+    const StoreSet *s = &aSet[i];
+    if (!s->azPath[E_VS][0]) continue;
+    char *zFirst = fmt("%s: first connection's open + first query (ms, same process as the next line)", s->zWhat);
+    char *zSecond = fmt("%s: second connection's open + first query, the first still open (ms, median of 3)",
+                        s->zWhat);
+    for (int e = E_VS; e <= E_VEC; e++) {
+      if (e == E_FAISS) continue;
+      if (!s->azPath[e][0]) {
+        if (e == E_VEC && !isnan(aVec[0])) {
+          put(S_CONN, LOWER, zFirst, e, aVec[0]);
+          put(S_CONN, LOWER, zSecond, e, aVec[1]);
+        }
+        continue;
+      }
+      double aV[4];
+      if (run_store_child("--second", e, s->azPath[e], ds->zQFile, 0, s->azParams[e], aV, 4)) {
+        fail(S_CONN, LOWER, zSecond, e, "the --second child failed");
+        continue;
+      }
+      double m = median3(aV + 1);
+      put(S_CONN, LOWER, zFirst, e, aV[0]);
+      put(S_CONN, LOWER, zSecond, e, m);
+      if (e == E_VEC) aVec[0] = aV[0], aVec[1] = m;
+      logf_("  %s %s: first connection %.1f ms, second %.1f ms (median of 3)", ENGINE[e], s->zWhat, aV[0], m);
+    }
+  }
+}
+
 void bench_store(const Dataset *ds) {
   double t0 = now_ms(), t;
   for (int i = 0; i < nSet; i++)
@@ -229,5 +330,146 @@ void bench_store(const Dataset *ds) {
   t = now_ms();
   bench_open_fresh(ds);
   logf_("store: open + first query in fresh processes %.1f s", (now_ms() - t) / 1e3);
+  t = now_ms();
+  bench_connections(ds);
+  logf_("store: connections of one process %.1f s", (now_ms() - t) / 1e3);
   logf_("store: all sections %.1f s", (now_ms() - t0) / 1e3);
+}
+
+/* ------------------------------------------------------------------------------------------------------------ */
+/* Child modes                                                                                                   */
+
+/* Opens zPath for engine e and runs one k-NN query to its last row. 0 on failure (message in zErr). */
+static sqlite3 *open_and_query(int e, const char *zPath, const float *q, int d, const char *zParams, char *zErr,
+                               size_t nErr) {
+  sqlite3 *db = sql_open(e, zPath, zErr, nErr);
+  if (!db) return 0;
+  char zSql[300];
+  int bParams = e == E_VS && zParams && *zParams;
+  knn_sql(e, K, bParams ? " AND search_params = ?2" : "", zSql, sizeof(zSql));
+  sqlite3_stmt *p = 0;
+  unsigned char *aBuf = xmalloc((size_t)d * 4 + 2);
+  int nb, rc = sqlite3_prepare_v2(db, zSql, -1, &p, 0);
+  if (rc == SQLITE_OK) {
+    const void *pBlob = vec_blob(e, q, d, &nb, aBuf);
+    sqlite3_bind_blob(p, 1, pBlob, nb, SQLITE_STATIC);
+    if (bParams) sqlite3_bind_text(p, 2, zParams, -1, SQLITE_STATIC);
+    while ((rc = sqlite3_step(p)) == SQLITE_ROW) {
+    }
+  }
+  if (rc != SQLITE_DONE) snprintf(zErr, nErr, "%s: %s", zSql, sqlite3_errmsg(db));
+  sqlite3_finalize(p);
+  free(aBuf);
+  if (rc != SQLITE_DONE) {
+    sqlite3_close(db);
+    return 0;
+  }
+  return db;
+}
+
+typedef struct ConnThread {
+  int e, d;
+  const char *zPath, *zParams;
+  const float *q;
+  double t0, msDone;
+  pthread_barrier_t *pBarrier;
+  int bFail;
+  char zErr[400];
+} ConnThread;
+
+static void *conn_thread(void *pArg) {
+  ConnThread *c = pArg;
+  sqlite3 *db = open_and_query(c->e, c->zPath, c->q, c->d, c->zParams, c->zErr, sizeof(c->zErr));
+  c->msDone = now_ms() - c->t0;
+  c->bFail = db == 0;
+  pthread_barrier_wait(c->pBarrier); /* every connection is open (and has answered) at once */
+  sqlite3_close(db);
+  return 0;
+}
+
+/* --conns ENGINE PATH QFILE NCONN [PARAMS]: NCONN connections, each opened in its own thread, each answering one
+** query; prints "peak_rss_delta_kb ms_until_all_answered". For faiss: one read_index + one search. */
+static int conns_child(int argc, char **argv) {
+  if (argc < 4) die("--conns ENGINE PATH QFILE NCONN [PARAMS]");
+  int e = -1;
+  for (int i = 0; i < E_N; i++)
+    if (strcmp(argv[0], ENGINE[i]) == 0) e = i;
+  if (e < 0) die("unknown engine %s", argv[0]);
+  const char *zPath = argv[1], *zParams = argc > 4 ? argv[4] : "";
+  int64_t nq;
+  int d, nConn = atoi(argv[3]);
+  float *q = read_fvecs(argv[2], &nq, &d);
+  if (!q || nConn < 1 || nConn > nq) die("--conns: cannot read %s, or NCONN %d out of range", argv[2], nConn);
+  if (e != E_FAISS && !sqlite3_threadsafe()) die("--conns: this SQLite is built without threads");
+  reset_peak_rss();
+  long base = proc_status_kb("VmRSS");
+  double t0 = now_ms(), msAll = 0;
+  if (e == E_FAISS) {
+    FaissIndex *idx = 0;
+    faiss_check(faiss_read_index_fname(zPath, 0, &idx), "read_index");
+    faiss_params(idx, zParams);
+    omp_set_num_threads(1);
+    float D[K];
+    int64_t I[K];
+    faiss_check(faiss_Index_search(idx, 1, q, K, D, I), "search");
+    msAll = now_ms() - t0;
+    printf("%ld %.3f\n", proc_status_kb("VmHWM") - base, msAll);
+    return 0;
+  }
+  pthread_barrier_t barrier;
+  pthread_barrier_init(&barrier, 0, (unsigned)nConn);
+  ConnThread *aC = calloc((size_t)nConn, sizeof(ConnThread));
+  pthread_t *aT = calloc((size_t)nConn, sizeof(pthread_t));
+  if (!aC || !aT) die("out of memory");
+  for (int i = 0; i < nConn; i++) {
+    aC[i] = (ConnThread){.e = e, .d = d, .zPath = zPath, .zParams = zParams, .q = q + (int64_t)i * d, .t0 = t0,
+                         .pBarrier = &barrier};
+    if (pthread_create(&aT[i], 0, conn_thread, &aC[i])) die("pthread_create");
+  }
+  for (int i = 0; i < nConn; i++) pthread_join(aT[i], 0);
+  long hwm = proc_status_kb("VmHWM") - base;
+  for (int i = 0; i < nConn; i++) {
+    if (aC[i].bFail) die("connection %d: %s", i, aC[i].zErr);
+    if (aC[i].msDone > msAll) msAll = aC[i].msDone;
+  }
+  printf("%ld %.3f\n", hwm, msAll);
+  pthread_barrier_destroy(&barrier);
+  return 0;
+}
+
+/* --second ENGINE PATH QFILE [PARAMS]: a first connection opens and answers a query; then, three times, a second
+** connection opens, answers a query and closes while the first stays open. Prints "first_ms second_ms x 3". */
+static int second_child(int argc, char **argv) {
+  if (argc < 3) die("--second ENGINE PATH QFILE [PARAMS]");
+  int e = -1;
+  for (int i = 0; i < E_N; i++)
+    if (strcmp(argv[0], ENGINE[i]) == 0 && i != E_FAISS) e = i;
+  if (e < 0) die("--second: engine %s has no connections", argv[0]);
+  const char *zPath = argv[1], *zParams = argc > 3 ? argv[3] : "";
+  int64_t nq;
+  int d;
+  float *q = read_fvecs(argv[2], &nq, &d);
+  if (!q || nq < 4) die("--second: cannot read 4 queries from %s", argv[2]);
+  char zErr[400];
+  double t0 = now_ms();
+  sqlite3 *db1 = open_and_query(e, zPath, q, d, zParams, zErr, sizeof(zErr));
+  if (!db1) die("first connection: %s", zErr);
+  printf("%.3f", now_ms() - t0);
+  for (int r = 1; r <= 3; r++) {
+    t0 = now_ms();
+    sqlite3 *db2 = open_and_query(e, zPath, q + (int64_t)r * d, d, zParams, zErr, sizeof(zErr));
+    if (!db2) die("second connection: %s", zErr);
+    printf(" %.3f", now_ms() - t0);
+    sqlite3_close(db2);
+  }
+  printf("\n");
+  sqlite3_close(db1);
+  return 0;
+}
+
+int store_child_main(const char *zMode, int argc, char **argv) {
+  if (strcmp(zMode, "--conns") == 0) return conns_child(argc, argv);
+  if (strcmp(zMode, "--second") == 0) return second_child(argc, argv);
+  die("unknown child mode %s", zMode);
+  return 1;
 }
