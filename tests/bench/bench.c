@@ -1518,7 +1518,7 @@ int main(int argc, char **argv) {
   G.nCommitSmall = 10000;
   G.nq = G.bSmall ? 100 : 200;
   G.nqFilter = G.bSmall ? 30 : 50;
-  G.nCommits = G.bSmall ? 100 : 200;
+  G.nCommits = G.bSmall ? 50 : 200;
   G.nCommitsFaissBig = G.bSmall ? 5 : 5;
   mkdir(G.zDir, 0755);
   double tStart = now_ms();

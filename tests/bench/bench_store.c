@@ -280,7 +280,7 @@ static void bench_connections(const Dataset *ds) {
         aMb[ic] = aV[0] / 1024.0;
         put(S_CONN, LOWER, azMem[ic], e, aMb[ic]);
         if (aConn[ic] == 8) aAll[e] = aV[1];
-        logf_("  %s %s: %d connections, peak RSS +%.1f MB, all answered after %.0f ms", ENGINE[e], zW, aConn[ic],
+        logf_("  %s %s: %d connection(s), peak RSS +%.1f MB, all answered after %.0f ms", ENGINE[e], zW, aConn[ic],
               aMb[ic], aV[1]);
       }
       if (aMb[0] > 0 && !isnan(aMb[2])) put(S_CONN, PLAIN, zRatio, e, aMb[2] / aMb[0]);
