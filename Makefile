@@ -238,16 +238,16 @@ valgrind: $(BUILD)/vecstore.so $(TEST_BINS)
 # ---------------------------------------------------------------------------------------------------------------
 # bench (tests/bench): vecstore, raw Faiss and the peers (sqlite-vec, sqlite-vss) side by side in one run.
 #   make bench                    full run (1M-row sets; 10 to 20 minutes on 2 cores)
-#   BENCH_SCALE=small make bench  quick run (under two minutes)
+#   BENCH_SCALE=small make bench  quick run (two to four minutes)
 #   make bench-plot               recall against latency curves of the last run: build/bench.png
 # The peers are prebuilt binaries installed with npm into $(CACHE_DIR)/peers (outside the clone); a peer that
 # cannot be installed or loaded is skipped with a note. Output: Markdown on stdout, build/bench.json.
 BENCH_BIN := $(BUILD)/bench/bench
 BENCH_CFLAGS := -std=c11 -O2 -g -fopenmp -Wall -Wextra -Werror -Wno-format-truncation -D_GNU_SOURCE -isystem $(FAISS_DIR)/include
 
-$(BENCH_BIN): tests/bench/bench.c | deps
+$(BENCH_BIN): tests/bench/bench.c tests/bench/bench_store.c tests/bench/bench.h | deps
 	@mkdir -p $(dir $@)
-	$(CC) $(BENCH_CFLAGS) -o $@ $< $(FAISS_C_LIB) $(FAISS_CORE_LIB) -lsqlite3 -lopenblas -llapack -fopenmp \
+	$(CC) $(BENCH_CFLAGS) -o $@ $(filter %.c,$^) $(FAISS_C_LIB) $(FAISS_CORE_LIB) -lsqlite3 -lopenblas -llapack -fopenmp \
 	  -lstdc++ -lm -ldl -lpthread
 
 .PHONY: bench bench-plot

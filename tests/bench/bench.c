@@ -7,10 +7,13 @@
 **   bench [--scale small|full] [--ext build/vecstore] [--peers DIR] [--data tests/data]
 **         [--dir build/bench] [--json build/bench.json]
 **   bench --child ENGINE PATH QFILE NQ PARAMS      (internal: open + first query + peak RSS in a fresh process)
+**   bench --conns ENGINE PATH QFILE NCONN [PARAMS] (internal: NCONN connections in NCONN threads; bench_store.c)
+**   bench --second ENGINE PATH QFILE [PARAMS]      (internal: a second connection's open; bench_store.c)
 **
 ** Data: a seeded Gaussian mixture (a few thousand clusters) at 128 and 768 dimensions, and the real bigann10k set
 ** of tests/data with its ground truth. Rowids are 1-based row numbers everywhere (Faiss labels are row - 1).
-** Times are wall-clock, CLOCK_MONOTONIC; nothing here is asserted.
+** Times are wall-clock, CLOCK_MONOTONIC; nothing here is asserted. bench_store.c holds the sections on storage
+** and connections (file size against the raw vectors, fresh-process open, memory with several connections).
 */
 #include <dirent.h>
 #include <errno.h>
@@ -36,38 +39,27 @@
 #include <faiss/c_api/index_factory_c.h>
 #include <faiss/c_api/index_io_c.h>
 
+#include "bench.h"
+
 /* ------------------------------------------------------------------------------------------------------------ */
 /* Settings                                                                                                      */
 
-enum { E_VS = 0, E_FAISS, E_VEC, E_VSS, E_N };
-static const char *const ENGINE[E_N] = {"vecstore", "faiss", "sqlite-vec", "sqlite-vss"};
+const char *const ENGINE[E_N] = {"vecstore", "faiss", "sqlite-vec", "sqlite-vss"};
 
-#define K 10
 /* sqlite-vss's bulk insert is super-linear in the rows of the transaction (measured here: 10k x 128 rows in 0.7 s,
 ** 50k in 52 s; 10k x 768 in 10 s), and it keeps its whole index in one BLOB rewritten at every commit, so it only
 ** gets the tables up to this size. */
 #define VSS_MAX_ROWS 20000
 
-static struct {
-  int bSmall;
-  const char *zExt, *zPeers, *zData, *zDir, *zJson;
-  int nProc;
-  /* sizes */
-  int nClusters;
-  int64_t nMid, nBig, nCommitSmall;
-  int nq, nqFilter, nCommits, nCommitsFaissBig;
-  int bHave[E_N];
-  char zSkip[E_N][300];
-  char zVersion[E_N][64];
-} G;
+BenchGlobals G;
 
-static double now_ms(void) {
+double now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-static void logf_(const char *zFmt, ...) {
+void logf_(const char *zFmt, ...) {
   va_list ap;
   va_start(ap, zFmt);
   fprintf(stderr, "[bench] ");
@@ -77,7 +69,7 @@ static void logf_(const char *zFmt, ...) {
   va_end(ap);
 }
 
-static void die(const char *zFmt, ...) {
+void die(const char *zFmt, ...) {
   va_list ap;
   va_start(ap, zFmt);
   fprintf(stderr, "bench: ");
@@ -87,13 +79,13 @@ static void die(const char *zFmt, ...) {
   exit(1);
 }
 
-static void *xmalloc(size_t n) {
+void *xmalloc(size_t n) {
   void *p = malloc(n ? n : 1);
   if (!p) die("out of memory (%zu bytes)", n);
   return p;
 }
 
-static char *fmt(const char *zFmt, ...) {
+char *fmt(const char *zFmt, ...) {
   va_list ap;
   va_start(ap, zFmt);
   char *z = 0;
@@ -105,7 +97,7 @@ static char *fmt(const char *zFmt, ...) {
 /* Notes printed under the report (skips, errors, caveats). */
 static char *aNote[256];
 static int nNote;
-static void note(const char *zFmt, ...) {
+void note(const char *zFmt, ...) {
   va_list ap;
   va_start(ap, zFmt);
   char *z = 0;
@@ -118,7 +110,6 @@ static void note(const char *zFmt, ...) {
 /* ------------------------------------------------------------------------------------------------------------ */
 /* Results: rows of (section, figure) with one value per engine; curves of recall against latency.             */
 
-enum { LOWER = 0, HIGHER = 1, PLAIN = 2 };
 typedef struct Row {
   int iSec;
   char zLabel[160];
@@ -132,20 +123,28 @@ static Row aRow[512];
 static int nRow;
 
 static const char *const SECTION[] = {
-  "Bulk insert through SQL, one transaction (rows/s; faiss: train + add + write_index)",
+  "Bulk insert through SQL, one transaction (rows/s; the rowid given unless the row says otherwise, vecstore's text "
+  "id never given; faiss: train + add + write_index)",
   "One-row commit latency, autocommit INSERT, default SQLite settings (median of all commits, p99, and the first "
   "commit after opening; ms; faiss: add + write_index of the whole index)",
-  "Open + first query in a fresh process, k=10 (ms, warm page cache)",
+  "Open + first query in a fresh process, k=10 (ms, median of 3 processes; the file read once before each, so it is "
+  "in the page cache; from sqlite3_open, the extension's load included, or faiss read_index, to the first query's "
+  "last row; sqlite-vec: its vec0 table of the same rows, exact search, in every row)",
   "Single-query latency, exact (Flat), k=10, one thread (ms)",
   "Approximate indexes: smallest setting with recall@10 >= 0.95 (one thread)",
   "Filtered queries, k=10 (rows returned: mean per query; recall@10 against the exact filtered answer)",
   "MMR, k=4, fetch_k=20, lambda_mult=0.5 (faiss column: Faiss search + LangChain's MMR in C)",
   "Peak RSS of one connection: open + 20 queries (MB, VmHWM delta in a fresh process)",
-  "Database file size (MB; faiss: write_index file)",
+  "Connections of one process on one table (fresh process per figure; peak RSS: MB, VmHWM minus the RSS before "
+  "the first open, each connection in its own thread, all open at the peak; open + first query: ms; faiss: one "
+  "read_index + one search, the same figure in each memory row; sqlite-vec: its vec0 table of the same rows)",
+  "Database file size after the bulk load commits (MB; SQLite files: page_count x page_size; faiss: write_index "
+  "file; sqlite-vec beside an approximate index: its vec0 table of the same rows; each 'file / raw vectors' line "
+  "divides by n x d x 4 bytes)",
   "Real data: bigann10k (9,900 x 128 SIFT, 100 queries, ground truth from tests/data)",
 };
 #define N_SECTION (int)(sizeof(SECTION) / sizeof(SECTION[0]))
-enum { S_INSERT, S_COMMIT, S_OPEN, S_FLAT, S_ANN, S_FILTER, S_MMR, S_MEM, S_SIZE, S_REAL };
+_Static_assert(sizeof(SECTION) / sizeof(SECTION[0]) == S_REAL + 1, "one title per section of bench.h");
 
 static Row *row(int iSec, int eDir, const char *zLabel) {
   for (int i = 0; i < nRow; i++)
@@ -159,12 +158,18 @@ static Row *row(int iSec, int eDir, const char *zLabel) {
   for (int e = 0; e < E_N; e++) p->a[e] = NAN;
   p->zBetter = "faster";
   p->zWorse = "slower";
-  if (iSec == S_MEM || iSec == S_SIZE) p->zBetter = "smaller", p->zWorse = "larger";
+  if (iSec == S_MEM || iSec == S_SIZE || (iSec == S_CONN && strstr(zLabel, "MB")))
+    p->zBetter = "smaller", p->zWorse = "larger";
   return p;
 }
-static void put(int iSec, int eDir, const char *zLabel, int e, double v) { row(iSec, eDir, zLabel)->a[e] = v; }
-static void put_text(int iSec, int eDir, const char *zLabel, int e, const char *z) {
+void put(int iSec, int eDir, const char *zLabel, int e, double v) { row(iSec, eDir, zLabel)->a[e] = v; }
+void put_text(int iSec, int eDir, const char *zLabel, int e, const char *z) {
   snprintf(row(iSec, eDir, zLabel)->azCell[e], 64, "%s", z);
+}
+double got(int iSec, const char *zLabel, int e) {
+  for (int i = 0; i < nRow; i++)
+    if (aRow[i].iSec == iSec && strcmp(aRow[i].zLabel, zLabel) == 0) return aRow[i].a[e];
+  return NAN;
 }
 
 typedef struct Point {
@@ -235,7 +240,7 @@ static float *mixture_sample(const Mixture *m, int64_t n, uint64_t seed) {
   return x;
 }
 
-static float *read_fvecs(const char *zPath, int64_t *pn, int *pd) {
+float *read_fvecs(const char *zPath, int64_t *pn, int *pd) {
   FILE *f = fopen(zPath, "rb");
   if (!f) return 0;
   fseek(f, 0, SEEK_END);
@@ -267,7 +272,7 @@ static void write_fvecs(const char *zPath, const float *x, int64_t n, int d) {
 }
 
 /* The 1-based rowid -> declared column grp: 1 for 10% of the rows, 2 for 1%, 3 for 0.1%, else 0. */
-static int grp_of(int64_t rowid) {
+int grp_of(int64_t rowid) {
   int m = (int)(rowid % 1000);
   return m < 100 ? 1 : m < 110 ? 2 : m == 110 ? 3 : 0;
 }
@@ -275,7 +280,7 @@ static int grp_of(int64_t rowid) {
 /* ------------------------------------------------------------------------------------------------------------ */
 /* Faiss                                                                                                         */
 
-static void faiss_check(int rc, const char *zWhat) {
+void faiss_check(int rc, const char *zWhat) {
   if (rc) die("faiss %s: %s", zWhat, faiss_get_last_error());
 }
 
@@ -322,7 +327,7 @@ typedef struct Stats {
   char zErr[300];
 } Stats;
 
-static int cmp_double(const void *a, const void *b) {
+int cmp_double(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
   return (x > y) - (x < y);
 }
@@ -351,7 +356,7 @@ static int hits(const int64_t *aGot, int nGot, const int64_t *aTruth) {
 }
 
 /* Builds a Faiss index (train when needed, add, write it to zPath); returns the seconds spent in total. */
-static FaissIndex *faiss_build(const char *zDesc, int d, const float *x, int64_t n, const char *zPath, double *pMs) {
+FaissIndex *faiss_build(const char *zDesc, int d, const float *x, int64_t n, const char *zPath, double *pMs) {
   FaissIndex *idx = 0;
   omp_set_num_threads(G.nProc);
   double t0 = now_ms();
@@ -363,7 +368,7 @@ static FaissIndex *faiss_build(const char *zDesc, int d, const float *x, int64_t
   return idx;
 }
 
-static void faiss_params(FaissIndex *idx, const char *zParams) {
+void faiss_params(FaissIndex *idx, const char *zParams) {
   if (!zParams || !*zParams) return;
   FaissParameterSpace *ps = 0;
   faiss_check(faiss_ParameterSpace_new(&ps), "ParameterSpace");
@@ -475,7 +480,7 @@ static int load(sqlite3 *db, const char *zPath, char *zErr, size_t nErr) {
 }
 
 /* Opens zPath with engine e's extension(s) loaded; 0 and a message on failure. */
-static sqlite3 *sql_open(int e, const char *zPath, char *zErr, size_t nErr) {
+sqlite3 *sql_open(int e, const char *zPath, char *zErr, size_t nErr) {
   sqlite3 *db = 0;
   if (sqlite3_open_v2(zPath, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, 0) != SQLITE_OK) {
     snprintf(zErr, nErr, "cannot open %s: %s", zPath, sqlite3_errmsg(db));
@@ -515,7 +520,7 @@ static char *sql_text(sqlite3 *db, const char *zSql) {
 
 /* The vector as engine e takes it: float32 LE; sqlite-vss gets vector0's 'v',1 header, because a raw blob whose
 ** first two bytes happen to be 'v',1 would be read as a headed vector of the wrong length. */
-static const void *vec_blob(int e, const float *v, int d, int *pn, unsigned char *aBuf) {
+const void *vec_blob(int e, const float *v, int d, int *pn, unsigned char *aBuf) {
   if (e != E_VSS) {
     *pn = 4 * d;
     return v;
@@ -534,7 +539,7 @@ static const char *create_sql(int e, int d, const char *zIndex, int bGrp, char *
   return z;
 }
 
-static const char *knn_sql(int e, int k, const char *zExtra, char *z, size_t n) {
+const char *knn_sql(int e, int k, const char *zExtra, char *z, size_t n) {
   if (e == E_VSS)
     snprintf(z, n, "SELECT rowid, distance FROM t WHERE vss_search(embedding, vss_search_params(?1, %d))%s", k, zExtra);
   else
@@ -542,17 +547,7 @@ static const char *knn_sql(int e, int k, const char *zExtra, char *z, size_t n) 
   return z;
 }
 
-typedef struct Table {
-  int e;
-  char zPath[600];
-  int d;
-  int bGrp;
-  sqlite3 *db;
-  int bOk;
-  char zErr[400];
-} Table;
-
-static void remove_db(const char *zPath) {
+void remove_db(const char *zPath) {
   const char *aSuf[] = {"", "-journal", "-wal", "-shm"};
   for (int i = 0; i < 4; i++) {
     char z[700];
@@ -562,7 +557,7 @@ static void remove_db(const char *zPath) {
 }
 
 /* Creates table t in a fresh file and inserts n rows in one transaction; returns the milliseconds, or -1. */
-static double sql_build(Table *t, const char *zIndex, const float *x, int64_t n, int64_t nFrom) {
+double sql_build(Table *t, const char *zIndex, const float *x, int64_t n, int64_t nFrom) {
   char zSql[300];
   remove_db(t->zPath);
   t->db = sql_open(t->e, t->zPath, t->zErr, sizeof(t->zErr));
@@ -570,8 +565,12 @@ static double sql_build(Table *t, const char *zIndex, const float *x, int64_t n,
   double t0 = now_ms();
   if (sql_exec(t->db, create_sql(t->e, t->d, zIndex, t->bGrp, zSql, sizeof(zSql)), t->zErr, sizeof(t->zErr))) return -1;
   if (sql_exec(t->db, "BEGIN", t->zErr, sizeof(t->zErr))) return -1;
-  snprintf(zSql, sizeof(zSql), "INSERT INTO t(rowid, embedding%s) VALUES (?1, ?2%s)", t->bGrp ? ", grp" : "",
-           t->bGrp ? ", ?3" : "");
+  if (t->bNoRowid && t->bGrp) die("sql_build: the grp column needs the rowid");
+  if (t->bNoRowid)
+    snprintf(zSql, sizeof(zSql), "INSERT INTO t(embedding) VALUES (?2)");
+  else
+    snprintf(zSql, sizeof(zSql), "INSERT INTO t(rowid, embedding%s) VALUES (?1, ?2%s)", t->bGrp ? ", grp" : "",
+             t->bGrp ? ", ?3" : "");
   sqlite3_stmt *p = 0;
   if (sqlite3_prepare_v2(t->db, zSql, -1, &p, 0) != SQLITE_OK) {
     snprintf(t->zErr, sizeof(t->zErr), "%s: %s", zSql, sqlite3_errmsg(t->db));
@@ -581,7 +580,7 @@ static double sql_build(Table *t, const char *zIndex, const float *x, int64_t n,
   for (int64_t i = nFrom; i < n; i++) {
     int nb;
     const void *pBlob = vec_blob(t->e, x + i * t->d, t->d, &nb, aBuf);
-    sqlite3_bind_int64(p, 1, i + 1);
+    if (!t->bNoRowid) sqlite3_bind_int64(p, 1, i + 1);
     sqlite3_bind_blob(p, 2, pBlob, nb, SQLITE_TRANSIENT);
     if (t->bGrp) sqlite3_bind_int(p, 3, grp_of(i + 1));
     if (sqlite3_step(p) != SQLITE_DONE) {
@@ -599,7 +598,7 @@ static double sql_build(Table *t, const char *zIndex, const float *x, int64_t n,
   return now_ms() - t0;
 }
 
-static void sql_close(Table *t) {
+void sql_close(Table *t) {
   if (t->db) sqlite3_close(t->db);
   t->db = 0;
 }
@@ -664,7 +663,7 @@ static int sql_queries(sqlite3 *db, int e, const char *zSql, const char *zParam,
 /* ------------------------------------------------------------------------------------------------------------ */
 /* Child processes: open + first query + peak RSS                                                               */
 
-static long proc_status_kb(const char *zKey) {
+long proc_status_kb(const char *zKey) {
   FILE *f = fopen("/proc/self/status", "r");
   char zLine[256];
   long v = -1;
@@ -673,6 +672,15 @@ static long proc_status_kb(const char *zKey) {
     if (strncmp(zLine, zKey, n) == 0 && zLine[n] == ':') v = atol(zLine + n + 1);
   if (f) fclose(f);
   return v;
+}
+
+/* Sets the peak RSS (VmHWM) to the current RSS, so that VmHWM minus VmRSS read now is what comes after. */
+void reset_peak_rss(void) {
+  FILE *f = fopen("/proc/self/clear_refs", "w"); /* "5" resets the peak RSS to the current RSS */
+  if (f) {
+    fputs("5", f);
+    fclose(f);
+  }
 }
 
 /* In the child: prints "open_first_ms hwm_delta_kb nq_done". */
@@ -689,11 +697,7 @@ static int child_main(int argc, char **argv) {
   if (!q) die("cannot read %s", argv[2]);
   int nRun = atoi(argv[3]);
   if (nRun > nq) nRun = (int)nq;
-  FILE *f = fopen("/proc/self/clear_refs", "w"); /* "5" resets the peak RSS to the current RSS */
-  if (f) {
-    fputs("5", f);
-    fclose(f);
-  }
+  reset_peak_rss();
   long base = proc_status_kb("VmRSS");
   double t0 = now_ms(), tFirst = 0;
   if (e == E_FAISS) {
@@ -735,17 +739,21 @@ static int child_main(int argc, char **argv) {
   return 0;
 }
 
-/* Runs a child; returns 0 and fills *pOpenMs, *pMb, or 1 (message in zErr). */
-static int run_child(int e, const char *zPath, const char *zQFile, int nq, const char *zParams, double *pOpenMs,
-                     double *pMb, char *zErr, size_t nErr) {
+int run_self(char *const *azArg, int nArg, char *zOut, size_t nOut) {
   int fd[2];
   if (pipe(fd)) die("pipe");
   char zSelf[600];
   ssize_t n = readlink("/proc/self/exe", zSelf, sizeof(zSelf) - 1);
   if (n <= 0) die("readlink /proc/self/exe");
   zSelf[n] = 0;
-  char zNq[32];
-  snprintf(zNq, sizeof(zNq), "%d", nq);
+  char **argv = xmalloc(((size_t)nArg + 6) * sizeof(char *));
+  argv[0] = zSelf;
+  argv[1] = "--ext";
+  argv[2] = (char *)G.zExt;
+  argv[3] = "--peers";
+  argv[4] = (char *)G.zPeers;
+  for (int i = 0; i < nArg; i++) argv[5 + i] = azArg[i];
+  argv[5 + nArg] = 0;
   fflush(stdout);
   fflush(stderr);
   pid_t pid = fork();
@@ -753,22 +761,30 @@ static int run_child(int e, const char *zPath, const char *zQFile, int nq, const
     dup2(fd[1], 1);
     close(fd[0]);
     close(fd[1]);
-    char *argv[] = {zSelf, "--ext", (char *)G.zExt, "--peers", (char *)G.zPeers, "--child", (char *)ENGINE[e],
-                    (char *)zPath, (char *)zQFile, zNq, (char *)(zParams ? zParams : ""), 0};
     execv(zSelf, argv);
     _exit(127);
   }
+  free(argv);
   close(fd[1]);
-  char zOut[256] = {0};
-  size_t got = 0;
+  memset(zOut, 0, nOut);
+  size_t nGot = 0;
   ssize_t r;
-  while (got < sizeof(zOut) - 1 && (r = read(fd[0], zOut + got, sizeof(zOut) - 1 - got)) > 0) got += (size_t)r;
+  while (nGot < nOut - 1 && (r = read(fd[0], zOut + nGot, nOut - 1 - nGot)) > 0) nGot += (size_t)r;
   close(fd[0]);
   int status = 0;
   waitpid(pid, &status, 0);
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : status ? status : -1;
+}
+
+/* Runs a child; returns 0 and fills *pOpenMs, *pMb, or 1 (message in zErr). */
+int run_child(int e, const char *zPath, const char *zQFile, int nq, const char *zParams, double *pOpenMs,
+              double *pMb, char *zErr, size_t nErr) {
+  char zNq[32], zOut[256];
+  snprintf(zNq, sizeof(zNq), "%d", nq);
+  char *azArg[] = {"--child", (char *)ENGINE[e], (char *)zPath, (char *)zQFile, zNq, (char *)(zParams ? zParams : "")};
   long kb = 0;
-  int nDone = 0;
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || sscanf(zOut, "%lf %ld %d", pOpenMs, &kb, &nDone) != 3) {
+  int nDone = 0, status = run_self(azArg, 6, zOut, sizeof(zOut));
+  if (status || sscanf(zOut, "%lf %ld %d", pOpenMs, &kb, &nDone) != 3) {
     snprintf(zErr, nErr, "child for %s on %s failed (status %d)", ENGINE[e], zPath, status);
     return 1;
   }
@@ -776,18 +792,12 @@ static int run_child(int e, const char *zPath, const char *zQFile, int nq, const
   return 0;
 }
 
-static double file_mb(const char *zPath) {
-  struct stat st;
-  if (stat(zPath, &st)) return NAN;
-  return st.st_size / (1024.0 * 1024.0);
-}
-
 /* ------------------------------------------------------------------------------------------------------------ */
 /* The workload                                                                                                  */
 
-static char *path_in_dir(const char *zName) { return fmt("%s/%s", G.zDir, zName); }
+char *path_in_dir(const char *zName) { return fmt("%s/%s", G.zDir, zName); }
 
-static const char *size_label(int64_t n) {
+const char *size_label(int64_t n) {
   static char z[8][32];
   static int i;
   char *p = z[i++ % 8];
@@ -797,10 +807,10 @@ static const char *size_label(int64_t n) {
   return p;
 }
 
-static int engine_usable(int e) { return e == E_FAISS || G.bHave[e]; }
+int engine_usable(int e) { return e == E_FAISS || G.bHave[e]; }
 
 /* Reports a failed step of engine e: the cell shows "error" and the message goes to the notes. */
-static void fail(int iSec, int eDir, const char *zLabel, int e, const char *zErr) {
+void fail(int iSec, int eDir, const char *zLabel, int e, const char *zErr) {
   put_text(iSec, eDir, zLabel, e, "error");
   note("%s, %s: %s", ENGINE[e], zLabel, zErr);
 }
@@ -822,18 +832,15 @@ static void record_query(int iSec, const char *zWhat, int e, const Stats *st, in
   }
 }
 
-/* Open + first query and memory of one stored file, in a child process. */
-static void child_figures(int e, const char *zPath, const char *zQFile, const char *zParams, const char *zWhat,
-                          int bOpen) {
+/* Memory of one stored file (open + 20 queries), in a child process; bench_store.c times the open itself. */
+static void child_figures(int e, const char *zPath, const char *zQFile, const char *zParams, const char *zWhat) {
   double ms, mb;
   char zErr[300], zLabel[200];
   snprintf(zLabel, sizeof(zLabel), "%s", zWhat);
   if (run_child(e, zPath, zQFile, G.nq < 20 ? G.nq : 20, zParams, &ms, &mb, zErr, sizeof(zErr))) {
-    if (bOpen) fail(S_OPEN, LOWER, zLabel, e, zErr);
     fail(S_MEM, LOWER, zLabel, e, zErr);
     return;
   }
-  if (bOpen) put(S_OPEN, LOWER, zLabel, e, ms);
   put(S_MEM, LOWER, zLabel, e, mb);
   logf_("  %s %s: open+first %.1f ms, peak RSS +%.1f MB", ENGINE[e], zWhat, ms, mb);
 }
@@ -923,16 +930,6 @@ static void bench_real(void) {
 
 /* ---- exact (Flat) tables ------------------------------------------------------------------------------------ */
 
-typedef struct Dataset {
-  const char *zName; /* "128", "768" */
-  int d;
-  int64_t n;         /* rows available in x */
-  float *x;
-  float *q;
-  int nq;
-  char *zQFile;
-} Dataset;
-
 /* MMR on an open vecstore table against Faiss + C MMR on the same rows; agreement of the picked rowids. */
 static void bench_mmr(sqlite3 *db, FaissIndex *idx, const Dataset *ds, const char *zWhat, const char *zParams) {
   char zLabel[200];
@@ -968,6 +965,7 @@ static void bench_flat(Dataset *ds, int64_t n, int bGrp, const int64_t *aTruth, 
   char zWhat[160], zLabel[200], zSql[300];
   snprintf(zWhat, sizeof(zWhat), "Flat %s x %d%s", size_label(n), ds->d, bGrp ? " (+grp column)" : "");
   logf_("%s", zWhat);
+  int bBig = n == G.nBig && ds->d == 128 && aKeep; /* the files kept for bench_store */
   FaissIndex *idxFaiss = 0;
   static const int aOrder[E_N] = {E_FAISS, E_VS, E_VEC, E_VSS}; /* Faiss first: vecstore's MMR check uses it */
   for (int io = 0; io < E_N; io++) {
@@ -983,12 +981,13 @@ static void bench_flat(Dataset *ds, int64_t n, int bGrp, const int64_t *aTruth, 
       char *zP = path_in_dir(fmt("flat_%s_%d.faiss", size_label(n), ds->d));
       idxFaiss = faiss_build("Flat", ds->d, ds->x, n, zP, &ms);
       put(S_INSERT, HIGHER, zLabel, e, n / (ms / 1e3));
-      put(S_SIZE, LOWER, zWhat, e, file_mb(zP));
+      record_size(zWhat, e, zP, n, ds->d);
+      if (bBig) store_file("Flat", zWhat, e, zP, "");
       Stats st;
       faiss_queries(idxFaiss, 0, ds->q, ds->nq, ds->d, aTruth, &st);
       record_query(S_FLAT, zWhat, e, &st, 0);
       logf_("  faiss: build %.0f ms, median %.3f ms, recall %.3f", ms, st.rMed, st.rRecall);
-      child_figures(e, zP, ds->zQFile, 0, zWhat, n >= G.nBig);
+      child_figures(e, zP, ds->zQFile, 0, zWhat);
       continue;
     }
     Table t = {.e = e, .d = ds->d, .bGrp = bGrp && e != E_VSS};
@@ -1010,8 +1009,9 @@ static void bench_flat(Dataset *ds, int64_t n, int bGrp, const int64_t *aTruth, 
     if (e == E_VS && ds->d == 128 && idxFaiss == 0) die("faiss must run before vecstore");
     if (e == E_VS && ds->d == 128 && !bGrp) bench_mmr(t.db, idxFaiss, ds, zWhat, 0);
     sql_close(&t);
-    put(S_SIZE, LOWER, zWhat, e, file_mb(t.zPath));
-    child_figures(e, t.zPath, ds->zQFile, 0, zWhat, n >= G.nBig);
+    record_size(zWhat, e, t.zPath, n, ds->d);
+    if (bBig) store_file("Flat", zWhat, e, t.zPath, "");
+    child_figures(e, t.zPath, ds->zQFile, 0, zWhat);
     if (aKeep) aKeep[e] = t;
     else remove_db(t.zPath);
   }
@@ -1218,14 +1218,15 @@ static void bench_ann(Dataset *ds, const Sweep *sw, const int64_t *aTruth, int64
   FaissIndex *idx = faiss_build(sw->zIndex, ds->d, ds->x, n, zFaissPath, &ms);
   logf_("  faiss: build %.1f s", ms / 1e3);
   put(S_INSERT, HIGHER, zInsert, E_FAISS, n / (ms / 1e3));
-  put(S_SIZE, LOWER, zWhat, E_FAISS, file_mb(zFaissPath));
+  record_size(zWhat, E_FAISS, zFaissPath, n, ds->d);
   Stats stF, stV;
   int iF = -1, iV = -1;
   sweep(E_FAISS, idx, 0, sw, ds, aTruth, zWhat, &stF, &iF);
   record_ann(zWhat, E_FAISS, sw, &stF, iF);
   char zParF[64];
   snprintf(zParF, sizeof(zParF), "%s=%d", sw->zParam, sw->aVal[iF]);
-  child_figures(E_FAISS, zFaissPath, ds->zQFile, zParF, zWhat, 1);
+  store_file(sw->zIndex, zWhat, E_FAISS, zFaissPath, zParF);
+  child_figures(E_FAISS, zFaissPath, ds->zQFile, zParF, zWhat);
 
   /* vecstore */
   Table t = {.e = E_VS, .d = ds->d, .bGrp = 1};
@@ -1245,8 +1246,9 @@ static void bench_ann(Dataset *ds, const Sweep *sw, const int64_t *aTruth, int64
       bench_filters(&t, ds, n, zWhat, zPar, aaTruthMod, aaTruthGrp);
       if (strncmp(sw->zIndex, "HNSW", 4) == 0) bench_mmr(t.db, idx, ds, fmt("%s, %s", zWhat, zPar), zPar);
       sql_close(&t);
-      put(S_SIZE, LOWER, zWhat, E_VS, file_mb(t.zPath));
-      child_figures(E_VS, t.zPath, ds->zQFile, zPar, zWhat, 1);
+      record_size(zWhat, E_VS, t.zPath, n, ds->d);
+      store_file(sw->zIndex, zWhat, E_VS, t.zPath, zPar);
+      child_figures(E_VS, t.zPath, ds->zQFile, zPar, zWhat);
     }
   }
   sql_close(&t);
@@ -1288,8 +1290,8 @@ static void bench_ann(Dataset *ds, const Sweep *sw, const int64_t *aTruth, int64
           bench_filters(&s, ds, n, zWhat, 0, aaTruthMod, aaTruthGrp);
         }
         sql_close(&s);
-        put(S_SIZE, LOWER, zWhat, E_VSS, file_mb(s.zPath));
-        child_figures(E_VSS, s.zPath, ds->zQFile, 0, zWhat, 1);
+        record_size(zWhat, E_VSS, s.zPath, n, ds->d);
+        child_figures(E_VSS, s.zPath, ds->zQFile, 0, zWhat);
       }
       sql_close(&s);
       remove_db(s.zPath);
@@ -1488,7 +1490,7 @@ int main(int argc, char **argv) {
   const char *zScale = getenv("BENCH_SCALE");
   int iChild = 0;
   for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--child") == 0) {
+    if (strcmp(argv[i], "--child") == 0 || strcmp(argv[i], "--conns") == 0 || strcmp(argv[i], "--second") == 0) {
       iChild = i + 1;
       break;
     }
@@ -1505,7 +1507,8 @@ int main(int argc, char **argv) {
   snprintf(zPeerVec, sizeof(zPeerVec), "%s/node_modules/sqlite-vec-linux-x64/vec0", G.zPeers);
   snprintf(zPeerVector, sizeof(zPeerVector), "%s/node_modules/sqlite-vss-linux-x64/lib/vector0", G.zPeers);
   snprintf(zPeerVss, sizeof(zPeerVss), "%s/node_modules/sqlite-vss-linux-x64/lib/vss0", G.zPeers);
-  if (iChild) return child_main(argc - iChild, argv + iChild);
+  if (iChild && strcmp(argv[iChild - 1], "--child") == 0) return child_main(argc - iChild, argv + iChild);
+  if (iChild) return store_child_main(argv[iChild - 1], argc - iChild, argv + iChild);
 
   G.bSmall = zScale && strcmp(zScale, "small") == 0;
   if (zScale && !G.bSmall && strcmp(zScale, "full") != 0) die("BENCH_SCALE must be small or full, got '%s'", zScale);
@@ -1515,7 +1518,7 @@ int main(int argc, char **argv) {
   G.nCommitSmall = 10000;
   G.nq = G.bSmall ? 100 : 200;
   G.nqFilter = G.bSmall ? 30 : 50;
-  G.nCommits = G.bSmall ? 20 : 50;
+  G.nCommits = G.bSmall ? 50 : 200;
   G.nCommitsFaissBig = G.bSmall ? 5 : 5;
   mkdir(G.zDir, 0755);
   double tStart = now_ms();
@@ -1618,6 +1621,9 @@ int main(int argc, char **argv) {
   bench_ann(&d128, &swH, gtBig128, aaMod, aaGrp, &tHnsw);
   bench_ann(&d128, &swI, gtBig128, aaMod, aaGrp, &tIvf);
 
+  /* ---- storage and connections (bench_store.c): on the files above, before the commits below change them ---- */
+  bench_store(&d128);
+
   /* ---- one-row commits on the big files ---- */
   {
     char zWhat[100];
@@ -1630,6 +1636,10 @@ int main(int argc, char **argv) {
     logf_("commits: %s", zWhat);
     if (tHnsw.bOk) commit_sql(&tHnsw, xNew, G.nCommits, G.nBig + 1, zWhat);
     commit_faiss(path_in_dir("ann_HNSW32.faiss"), xNew, G.nCommitsFaissBig, 128, zWhat);
+    snprintf(zWhat, sizeof(zWhat), "IVF1024,Flat, %s rows x 128 (+grp column)", size_label(G.nBig));
+    logf_("commits: %s", zWhat);
+    if (tIvf.bOk) commit_sql(&tIvf, xNew, G.nCommits, G.nBig + 1, zWhat);
+    commit_faiss(path_in_dir("ann_IVF1024,Flat.faiss"), xNew, G.nCommitsFaissBig, 128, zWhat);
   }
 
   double rTotal = (now_ms() - tStart) / 1e3;
