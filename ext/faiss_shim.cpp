@@ -64,6 +64,7 @@ void vs_faiss_reserve(FaissIndex_H *pIndex, vs_i64 nMore);
 int vs_faiss_flat_distances(FaissIndex_H *pIndex, const float *aQuery, const vs_i64 *aLabel, vs_i64 n, float *aDist);
 int vs_faiss_check_structure(FaissIndex_H *pIndex, char **pzErr);
 int vs_faiss_enable_lookup(FaissIndex_H *pIndex);
+int vs_faiss_is_graph_over_flat(FaissIndex_H *pIndex);
 int vs_faiss_snapshot_write(FaissIndex_H *pIndex, FILE *f, char **pzErr);
 /* Mirrors VsSnapIn of vecstore_int.h. */
 struct VsSnapIn {
@@ -816,4 +817,9 @@ int vs_faiss_read_index(const VsSnapIn *pIn, FaissIndex_H **ppIndex, char **pzEr
     set_error(pzErr, "reading the Faiss index from the snapshot failed: " + (fe ? faiss_message(*fe) : std::string(e.what())));
   }
   return SQLITE_CORRUPT;
+}
+
+int vs_faiss_is_graph_over_flat(FaissIndex_H *pIndex) {
+  auto hnsw = dynamic_cast<faiss::IndexHNSW *>(reinterpret_cast<faiss::Index *>(pIndex));
+  return hnsw != nullptr && dynamic_cast<faiss::IndexFlat *>(hnsw->storage) != nullptr;
 }

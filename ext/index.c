@@ -5,6 +5,14 @@
 ** or replacing a vector turns its label into a tombstone (VS_TOMBSTONE) that searches skip, which works the same for every
 ** index type, HNSW included. Compaction is a rebuild (sync.c). While a trainable index (IVF, PQ, SQ) has not been
 ** trained, an exact flat index of the same metric stands in for it, so early vectors are searched exactly.
+**
+** The exact delta of a graph. Adding one vector to Faiss 1.7.3's HNSW costs a lock per node of the whole graph
+** (hnsw_add_vertices initialises and destroys one for every existing vertex) plus the insertion itself: ~5 ms per
+** one-row commit at 1M rows. An HNSW index over Flat therefore takes small adds into pDelta, an exact flat index of
+** the labels nMain..nLabel-1 searched beside the graph (its results merged by distance), and adds the whole delta
+** to the graph at once when it reaches VS_DELTA_MAX vectors or before a snapshot is written (vs_index_fold): the
+** labels keep their numbers, since the graph takes them in label order. Tombstoned delta labels are folded too
+** (their rowid stays VS_TOMBSTONE), so that numbering holds.
 */
 #include "vecstore_int.h"
 
@@ -17,6 +25,7 @@
 #include <ctype.h>
 #include <math.h>
 
+#define VS_DELTA_MAX 1024 /* vectors an HNSW index keeps in its exact delta before folding them in */
 #define VS_SNAPSHOT_MAGIC 0x58495356u /* "VSIX" */
 #define VS_SNAPSHOT_VERSION 2u /* 2: the flat codes and HNSW graph arrays in vecstore's own section */
 
@@ -186,6 +195,7 @@ void vs_index_free(VsIndex *p) {
   if (p == 0) return;
   if (p->pFaiss) faiss_Index_free(as_faiss(p->pFaiss));
   if (p->pShape) faiss_Index_free(as_faiss(p->pShape));
+  if (p->pDelta) faiss_Index_free(as_faiss(p->pDelta));
   sqlite3_free(p->zDesc);
   sqlite3_free(p->aRowid);
   vs_i64map_clear(&p->live);
@@ -242,13 +252,26 @@ int vs_index_add(VsIndex *p, i64 n, const i64 *aRowid, const float *aVec, char *
   float *aCopy = 0;
   const float *aIn = index_input(p, n, aVec, &aCopy);
   if (aIn == 0) return SQLITE_NOMEM;
-  vs_faiss_threads(0);
-  int bFail = faiss_Index_add(as_faiss(p->pFaiss), n, aIn) != 0;
-  sqlite3_free(aCopy);
-  if (bFail) {
-    faiss_error(pzErr, "adding vectors to the Faiss index failed");
-    return SQLITE_ERROR;
+  /* Few vectors on a graph go to its exact delta (see the top of this file); many, with an empty delta, straight
+  ** into the graph, which takes a batch for about the price of one. */
+  i64 nDelta = p->nLabel - p->nMain;
+  int bDelta = !p->bStandIn && (nDelta > 0 || n < VS_DELTA_MAX) && vs_faiss_is_graph_over_flat(p->pFaiss);
+  int rc = SQLITE_OK;
+  if (bDelta && p->pDelta == 0) {
+    FaissIndexFlat *pFlat = 0;
+    if (faiss_IndexFlat_new_with(&pFlat, p->nDim, faiss_metric(p->eMetric)) != 0 || pFlat == 0) rc = SQLITE_NOMEM;
+    p->pDelta = (VsFaissIndex *)pFlat;
   }
+  if (rc == SQLITE_OK) {
+    vs_faiss_threads(bDelta ? 1 : 0);
+    if (faiss_Index_add(as_faiss(bDelta ? p->pDelta : p->pFaiss), n, aIn) != 0) {
+      faiss_error(pzErr, "adding vectors to the Faiss index failed");
+      rc = SQLITE_ERROR;
+    }
+  }
+  sqlite3_free(aCopy);
+  if (rc != SQLITE_OK) return rc;
+  if (!bDelta) p->nMain += n;
   for (i64 i = 0; i < n; i++) {
     vs_index_remove(p, aRowid[i]);
     p->aRowid[p->nLabel] = aRowid[i];
@@ -256,6 +279,29 @@ int vs_index_add(VsIndex *p, i64 n, const i64 *aRowid, const float *aVec, char *
     p->nLabel++;
   }
   p->iStamp = next_stamp();
+  if (p->nLabel - p->nMain >= VS_DELTA_MAX) return vs_index_fold(p, pzErr);
+  return SQLITE_OK;
+}
+
+int vs_index_fold(VsIndex *p, char **pzErr) {
+  i64 nDelta = p->nLabel - p->nMain;
+  if (nDelta <= 0 || p->pDelta == 0) return SQLITE_OK;
+  float *aXb = 0;
+  size_t nXb = 0;
+  faiss_IndexFlat_xb((FaissIndexFlat *)p->pDelta, &aXb, &nXb);
+  if (aXb == 0 || nXb != (size_t)nDelta * (size_t)p->nDim) {
+    vs_error(pzErr, "the exact delta of the index holds %lld floats, expected %lld", (long long)nXb,
+             (long long)nDelta * p->nDim);
+    return SQLITE_ERROR;
+  }
+  vs_faiss_threads(0);
+  /* The vectors are already the index's input (normalised for cosine). */
+  if (faiss_Index_add(as_faiss(p->pFaiss), nDelta, aXb) != 0) {
+    faiss_error(pzErr, "adding vectors to the Faiss index failed");
+    return SQLITE_ERROR;
+  }
+  faiss_Index_reset(as_faiss(p->pDelta));
+  p->nMain = p->nLabel;
   return SQLITE_OK;
 }
 
@@ -325,13 +371,16 @@ typedef struct KeepCtx {
   int (*xKeep)(void *, i64);
   void *pCtx;
   const uint64_t *aBit; /* labels that may be candidates, or NULL */
+  i64 iBase;            /* the label of the searched Faiss index's position 0 (nMain for the delta) */
 } KeepCtx;
 
 /* Selector callback: a label is a candidate when its bit is set (when there are bits: they leave tombstones out),
 ** it is live and the caller's filter keeps its rowid. */
-static int keep_label(void *pArg, i64 iLabel) {
+static int keep_label(void *pArg, i64 iPos) {
   KeepCtx *pK = (KeepCtx *)pArg;
-  if (iLabel < 0 || iLabel >= pK->p->nLabel) return 0;
+  if (iPos < 0) return 0;
+  i64 iLabel = iPos + pK->iBase;
+  if (iLabel >= pK->p->nLabel) return 0;
   if (pK->aBit) {
     if (!((pK->aBit[iLabel >> 6] >> (iLabel & 63)) & 1)) return 0;
     if (pK->xKeep == 0) return 1;
@@ -352,39 +401,72 @@ static float spec_distance(VsMetric eMetric, float rFaiss) {
   }
 }
 
+/* Searches one Faiss index (the graph or the delta) for the k nearest of its positions the selector keeps,
+** appending (SPEC distance, label) to aDist / aLabel from *pn on. */
+static int search_one(VsIndex *p, VsFaissIndex *pIndex, const float *aIn, i64 k, const char *zParams,
+                      KeepCtx *pKeep, int bSelect, float *aRawDist, i64 *aPos, float *aDist, i64 *aLabel, i64 *pn,
+                      char **pzErr) {
+  VsFaissSearch req = {aIn, k, zParams, bSelect ? keep_label : 0, pKeep, aRawDist, aPos};
+  int rc = vs_faiss_search(pIndex, &req, pzErr);
+  for (i64 i = 0; rc == SQLITE_OK && i < k; i++) {
+    if (aPos[i] < 0 || !keep_label(pKeep, aPos[i])) continue;
+    aDist[*pn] = spec_distance(p->eMetric, aRawDist[i]);
+    aLabel[*pn] = aPos[i] + pKeep->iBase;
+    (*pn)++;
+  }
+  return rc;
+}
+
 int vs_index_search(VsIndex *p, const float *aQuery, i64 k, const char *zParams, int (*xKeep)(void *, i64),
                     void *pCtx, const uint64_t *aBit, float *aDist, i64 *aRowid, i64 *pnOut, char **pzErr) {
   *pnOut = 0;
   if (k > p->nLabel) k = p->nLabel;
   if (k <= 0 || vs_index_count(p) == 0) return SQLITE_OK;
+  i64 nDelta = p->nLabel - p->nMain;
+  i64 kMain = k < p->nMain ? k : p->nMain;
+  i64 kDelta = k < nDelta ? k : nDelta;
   float *aCopy = 0;
   const float *aIn = index_input(p, 1, aQuery, &aCopy);
   if (aIn == 0) return SQLITE_NOMEM;
   float *aRawDist = sqlite3_malloc64((sqlite3_uint64)k * sizeof(float));
-  i64 *aLabel = sqlite3_malloc64((sqlite3_uint64)k * sizeof(i64));
-  int rc = (aRawDist && aLabel) ? SQLITE_OK : SQLITE_NOMEM;
-  KeepCtx keep = {p, xKeep, pCtx, aBit};
+  i64 *aPos = sqlite3_malloc64((sqlite3_uint64)k * sizeof(i64));
+  float *aHitDist = sqlite3_malloc64((sqlite3_uint64)(kMain + kDelta) * sizeof(float));
+  i64 *aHitLabel = sqlite3_malloc64((sqlite3_uint64)(kMain + kDelta) * sizeof(i64));
+  int rc = (aRawDist && aPos && aHitDist && aHitLabel) ? SQLITE_OK : SQLITE_NOMEM;
   /* The exact stand-in takes no parameters, but they must still be valid for the index it stands in for. */
   if (rc == SQLITE_OK && p->bStandIn && p->pShape && zParams) rc = vs_faiss_check_params(p->pShape, zParams, pzErr);
-  if (rc == SQLITE_OK) {
-    int bSelect = xKeep != 0 || p->nTomb > 0 || aBit != 0;
-    VsFaissSearch req = {aIn, k, p->bStandIn ? 0 : zParams, bSelect ? keep_label : 0, &keep, aRawDist, aLabel};
-    vs_faiss_threads(1);
-    rc = vs_faiss_search(p->pFaiss, &req, pzErr);
+  /* Parameters are checked on the graph even when all its vectors wait in the delta. */
+  if (rc == SQLITE_OK && !p->bStandIn && kMain == 0 && zParams) rc = vs_faiss_check_params(p->pFaiss, zParams, pzErr);
+  int bSelect = xKeep != 0 || p->nTomb > 0 || aBit != 0;
+  i64 nMainHit = 0, nHit = 0;
+  vs_faiss_threads(1);
+  if (rc == SQLITE_OK && kMain > 0) {
+    KeepCtx keep = {p, xKeep, pCtx, aBit, 0};
+    rc = search_one(p, p->pFaiss, aIn, kMain, p->bStandIn ? 0 : zParams, &keep, bSelect, aRawDist, aPos, aHitDist,
+                    aHitLabel, &nHit, pzErr);
+    nMainHit = nHit;
+  }
+  if (rc == SQLITE_OK && kDelta > 0) {
+    KeepCtx keep = {p, xKeep, pCtx, aBit, p->nMain};
+    rc = search_one(p, p->pDelta, aIn, kDelta, 0, &keep, bSelect, aRawDist, aPos, aHitDist, aHitLabel, &nHit, pzErr);
   }
   if (rc == SQLITE_OK) {
-    i64 n = 0;
-    for (i64 i = 0; i < k; i++) {
-      if (aLabel[i] < 0 || !keep_label(&keep, aLabel[i])) continue;
-      aDist[n] = spec_distance(p->eMetric, aRawDist[i]);
-      aRowid[n] = p->aRowid[aLabel[i]];
+    /* Both lists come nearest first: merge them, the k nearest. */
+    i64 i = 0, j = nMainHit, n = 0;
+    while (n < k && (i < nMainHit || j < nHit)) {
+      int bMain = j >= nHit || (i < nMainHit && aHitDist[i] <= aHitDist[j]);
+      i64 iHit = bMain ? i++ : j++;
+      aDist[n] = aHitDist[iHit];
+      aRowid[n] = p->aRowid[aHitLabel[iHit]];
       n++;
     }
     *pnOut = n;
   }
   sqlite3_free(aCopy);
   sqlite3_free(aRawDist);
-  sqlite3_free(aLabel);
+  sqlite3_free(aPos);
+  sqlite3_free(aHitDist);
+  sqlite3_free(aHitLabel);
   return rc;
 }
 
@@ -407,7 +489,34 @@ int vs_index_exact_distances(VsIndex *p, const float *aQuery, i64 n, const i64 *
       aDist[i] = NAN;
     }
   }
-  if (rc == SQLITE_OK && !vs_faiss_flat_distances(p->pFaiss, aIn, aLabel, nLive, aRaw)) rc = SQLITE_NOTFOUND;
+  /* Labels in the delta are read from it (at their positions there), the rest from the index, in one call each
+  ** on the labels sorted by where they live: the graph's first, then the delta's, order kept within each. */
+  i64 nInMain = 0;
+  for (i64 i = 0; i < nLive; i++) nInMain += aLabel[i] < p->nMain;
+  if (rc == SQLITE_OK && nInMain < nLive) {
+    i64 *aSorted = sqlite3_malloc64((sqlite3_uint64)nLive * sizeof(i64));
+    if (aSorted == 0) rc = SQLITE_NOMEM;
+    for (i64 i = 0, a = 0, b = nInMain; rc == SQLITE_OK && i < nLive; i++) {
+      if (aLabel[i] < p->nMain) aSorted[a++] = aLabel[i];
+      else aSorted[b++] = aLabel[i] - p->nMain;
+    }
+    if (rc == SQLITE_OK) {
+      float *aRawSorted = sqlite3_malloc64((sqlite3_uint64)nLive * sizeof(float));
+      if (aRawSorted == 0) rc = SQLITE_NOMEM;
+      if (rc == SQLITE_OK && ((nInMain > 0 && !vs_faiss_flat_distances(p->pFaiss, aIn, aSorted, nInMain, aRawSorted)) ||
+                              !vs_faiss_flat_distances(p->pDelta, aIn, aSorted + nInMain, nLive - nInMain,
+                                                       aRawSorted + nInMain))) {
+        rc = SQLITE_NOTFOUND;
+      }
+      for (i64 i = 0, a = 0, b = nInMain; rc == SQLITE_OK && i < nLive; i++) {
+        aRaw[i] = aLabel[i] < p->nMain ? aRawSorted[a++] : aRawSorted[b++];
+      }
+      sqlite3_free(aRawSorted);
+    }
+    sqlite3_free(aSorted);
+  } else if (rc == SQLITE_OK && !vs_faiss_flat_distances(p->pFaiss, aIn, aLabel, nLive, aRaw)) {
+    rc = SQLITE_NOTFOUND;
+  }
   for (i64 i = 0, j = 0; rc == SQLITE_OK && i < n; i++) {
     if (!isnan(aDist[i])) aDist[i] = spec_distance(p->eMetric, aRaw[j++]);
   }
@@ -432,6 +541,8 @@ typedef struct SnapshotHeader {
 } SnapshotHeader;
 
 int vs_index_write(VsIndex *p, FILE *f, char **pzErr) {
+  int rc = vs_index_fold(p, pzErr); /* a snapshot holds the graph only */
+  if (rc != SQLITE_OK) return rc;
   SnapshotHeader h = {VS_SNAPSHOT_MAGIC, VS_SNAPSHOT_VERSION, p->nDim, (int32_t)p->eMetric, p->bStandIn,
                       (int32_t)strlen(p->zDesc), p->nLabel, p->nTomb};
   if (fwrite(&h, sizeof(h), 1, f) != 1 ||
@@ -463,6 +574,7 @@ int vs_index_read(const VsSnapIn *pIn, i64 nByte, int nDim, VsMetric eMetric, Vs
   p->eMetric = eMetric;
   p->bStandIn = h.bStandIn != 0;
   p->nLabel = h.nLabel;
+  p->nMain = h.nLabel;
   p->nTomb = 0;
   p->nAlloc = h.nLabel > 0 ? h.nLabel : 1;
   p->aRowid = sqlite3_malloc64((sqlite3_uint64)p->nAlloc * sizeof(i64));

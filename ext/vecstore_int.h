@@ -187,6 +187,9 @@ int vs_faiss_flat_distances(VsFaissIndex *pIndex, const float *aQuery, const i64
 /* Gives an IVF-Flat index a label lookup built from its lists (never read from a snapshot), so that
 ** vs_faiss_flat_distances can read its vectors: 1 when it has one now, 0 for other index types. */
 int vs_faiss_enable_lookup(VsFaissIndex *pIndex);
+/* 1 for an HNSW index straight over a flat storage (no transform, no quantizer): its distances are exact, so
+** vectors added since the graph was last extended can wait in an exact flat delta beside it. */
+int vs_faiss_is_graph_over_flat(VsFaissIndex *pIndex);
 /* Checks the structure of an index Faiss has just read (graph links, array sizes, list counts) so that no forged
 ** snapshot makes a search or an add leave its arrays: SQLITE_OK, or SQLITE_CORRUPT with *pzErr. */
 int vs_faiss_check_structure(VsFaissIndex *pIndex, char **pzErr);
@@ -209,6 +212,8 @@ typedef struct VsIndex {
   i64 nTomb;
   VsI64Map live;   /* rowid -> label of live vectors */
   int bExact;      /* searches are exhaustive (Flat, or the stand-in) */
+  VsFaissIndex *pDelta; /* HNSW over Flat: an exact flat index of the labels nMain.. (NULL until first used) */
+  i64 nMain;       /* labels below nMain are in pFaiss, the rest in pDelta */
   i64 nTrainMin;   /* for a stand-in: the fewest vectors the real index trains on */
   VsFaissIndex *pShape; /* for a stand-in: the real index, untrained (validates search parameters) */
   uint64_t iStamp; /* new, never used before, at creation and after every add and remove */
@@ -224,6 +229,9 @@ int vs_index_reserve(VsIndex *p, i64 nMore);
 int vs_index_add(VsIndex *p, i64 n, const i64 *aRowid, const float *aVec, char **pzErr);
 /* Tombstones the vector of iRowid if there is one. */
 void vs_index_remove(VsIndex *p, i64 iRowid);
+/* Adds the delta's vectors to the graph at once and empties it (also done by vs_index_add when the delta is
+** full, and before a snapshot is written). SQLITE_OK, or an error with *pzErr (the index unchanged). */
+int vs_index_fold(VsIndex *p, char **pzErr);
 /* Does the index keep full-precision vectors (Flat, HNSW over Flat), so vs_index_exact_distances works? */
 int vs_index_keeps_vectors(VsIndex *p);
 /* Exact distances from aQuery to the live vectors of n rowids, out of the index's own full-precision vectors
