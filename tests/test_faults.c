@@ -14,7 +14,8 @@
 ** every page is read through xRead.
 **
 ** Operations (aOp): open and search (Flat from sqlite3_open_v2 on; HNSW and IVF from the table's xConnect on, each
-** file holding a snapshot and log entries after it); a transaction of INSERT, UPDATE and DELETE committed to the log (rollback journal, with the declared columns in memory; WAL), or crossing the log
+** file holding a snapshot and log entries after it); a transaction of INSERT, multi-row INSERT ... SELECT, UPDATE
+** and DELETE committed to the log (rollback journal, with the declared columns in memory; WAL), or crossing the log
 ** threshold so that the commit writes a snapshot; ROLLBACK TO a savepoint; 'optimize'; 'rebuild'; an index switch;
 ** filtered searches on a declared column (SQL path; in-memory path with label bits; catching up with another
 ** connection's commit first); MMR. Each runs for N = 1, 2, 3, ... until it completes without reaching the N-th call.
@@ -585,10 +586,12 @@ static void follow_up(sqlite3 *db, Ledger *pL, i64 iNew) {
 ** open transaction (work) and of what is committed in step with what SQLite reports after each statement.
 */
 
-enum { S_EXEC, S_SET, S_VEC, S_GRP, S_DEL, S_SAVEPOINT, S_ROLLBACK_TO, S_QUERY };
+enum { S_EXEC, S_SET, S_SET2, S_VEC, S_GRP, S_DEL, S_SAVEPOINT, S_ROLLBACK_TO, S_QUERY };
 
 /* One statement: ?1 is the rowid (S_QUERY: the query vector g_aQ[iArg]), ?2 the grp, ?3 the new vector (seed
-** rowid + 7000 for S_SET, rowid + 8000 for S_VEC). */
+** rowid + 7000 for S_SET, rowid + 8000 for S_VEC); S_SET2 inserts rowids ?1 and ?1 + 1 in one statement (?4 the
+** second vector), which SQLite runs in a statement transaction: a savepoint it rolls back alone on failure, and
+** whose xSavepoint can itself run out of memory. */
 typedef struct Step {
   const char *zSql;
   int eKind;
@@ -597,6 +600,9 @@ typedef struct Step {
 } Step;
 
 #define SQL_INSERT "INSERT INTO t(rowid, id, content, metadata, embedding, grp) VALUES (?1, 'new-' || ?1, 'text', '{}', ?3, ?2)"
+#define SQL_INSERT2                                                                                             \
+  "INSERT INTO t(rowid, id, content, metadata, embedding, grp) SELECT r, 'multi-' || r, 'text', '{}', "          \
+  "CASE WHEN r = ?1 THEN ?3 ELSE ?4 END, ?2 FROM (SELECT ?1 AS r UNION ALL SELECT ?1 + 1)"
 #define SQL_VEC "UPDATE t SET embedding = ?3 WHERE rowid = ?1"
 #define SQL_GRP "UPDATE t SET grp = ?2 WHERE rowid = ?1"
 #define SQL_DEL "DELETE FROM t WHERE rowid = ?1"
@@ -610,14 +616,14 @@ static const Step aCommit[] = {
     {"BEGIN", S_EXEC, 0, 0},      {SQL_INSERT, S_SET, 1001, 1}, {SQL_INSERT, S_SET, 1002, 2},
     {SQL_INSERT, S_SET, 1003, 1}, {SQL_VEC, S_VEC, 20, 0},      {SQL_VEC, S_VEC, 1002, 0},
     {SQL_GRP, S_GRP, 21, 1},      {SQL_DEL, S_DEL, 30, 0},      {SQL_DEL, S_DEL, 1003, 0},
-    {"COMMIT", S_EXEC, 0, 0},     {0, 0, 0, 0}};
+    {SQL_INSERT2, S_SET2, 1004, 2}, {"COMMIT", S_EXEC, 0, 0},   {0, 0, 0, 0}};
 
 /* A savepoint whose changes are rolled back, with changes before and after it. */
 static const Step aSavepoint[] = {
     {"BEGIN", S_EXEC, 0, 0},          {SQL_INSERT, S_SET, 1001, 1},    {"SAVEPOINT s", S_SAVEPOINT, 0, 0},
     {SQL_INSERT, S_SET, 1002, 1},     {SQL_VEC, S_VEC, 20, 0},         {SQL_DEL, S_DEL, 30, 0},
-    {SQL_GRP, S_GRP, 21, 1},          {"ROLLBACK TO s", S_ROLLBACK_TO, 0, 0},
-    {SQL_INSERT, S_SET, 1003, 1},
+    {SQL_GRP, S_GRP, 21, 1},          {SQL_INSERT2, S_SET2, 1004, 1}, {"ROLLBACK TO s", S_ROLLBACK_TO, 0, 0},
+    {SQL_INSERT, S_SET, 1003, 1},     {SQL_INSERT2, S_SET2, 1006, 1},
     {"RELEASE s", S_EXEC, 0, 0},      {"COMMIT", S_EXEC, 0, 0},        {0, 0, 0, 0}};
 
 static const Step aOptimize[] = {{"INSERT INTO t(t) VALUES ('optimize')", S_EXEC, 0, 0}, {0, 0, 0, 0}};
@@ -717,13 +723,26 @@ static int step_bind(sqlite3_stmt *pStmt, const Step *p, int bStatic) {
     vec_of(step_seed(p), aVec);
     rc = sqlite3_bind_blob(pStmt, 3, aVec, DIM * 4, bStatic ? SQLITE_STATIC : SQLITE_TRANSIENT);
   }
+  if (rc == SQLITE_OK && sqlite3_bind_parameter_count(pStmt) >= 4) {
+    static float aVec2[DIM];
+    vec_of(step_seed(p) + 1, aVec2);
+    rc = sqlite3_bind_blob(pStmt, 4, aVec2, DIM * 4, bStatic ? SQLITE_STATIC : SQLITE_TRANSIENT);
+  }
   return rc;
 }
 
 /* The step's change to the ledger of the open transaction. */
 static void step_effect(Run *r, const Step *p) {
-  Row *pRow = p->eKind == S_SET ? ledger_put(&r->work, p->iRowid) : ledger_get(&r->work, p->iRowid);
+  int bNew = p->eKind == S_SET || p->eKind == S_SET2;
+  Row *pRow = bNew ? ledger_put(&r->work, p->iRowid) : ledger_get(&r->work, p->iRowid);
   switch (p->eKind) {
+    case S_SET2:
+      pRow->iGrp = p->iArg;
+      vec_of(step_seed(p), pRow->a);
+      pRow = ledger_put(&r->work, p->iRowid + 1);
+      pRow->iGrp = p->iArg;
+      vec_of(step_seed(p) + 1, pRow->a);
+      break;
     case S_SET:
       pRow->iGrp = p->iArg;
       vec_of(step_seed(p), pRow->a);
