@@ -684,6 +684,7 @@ typedef struct SnapReader {
   size_t n;
   size_t iPos;
   int bEof;
+  int rc;              /* the error that ended the chunks early, or SQLITE_OK */
 } SnapReader;
 
 static ssize_t snap_cookie_read(void *pCookie, char *aOut, size_t n) {
@@ -691,8 +692,10 @@ static ssize_t snap_cookie_read(void *pCookie, char *aOut, size_t n) {
   size_t nDone = 0;
   while (nDone < n && !r->bEof) {
     if (r->iPos == r->n) {
-      if (sqlite3_step(r->pStmt) != SQLITE_ROW) {
+      int rc = sqlite3_step(r->pStmt);
+      if (rc != SQLITE_ROW) {
         r->bEof = 1;
+        if (rc != SQLITE_DONE) r->rc = rc;
         break;
       }
       r->a = sqlite3_column_blob(r->pStmt, 1);
@@ -746,7 +749,7 @@ int vs_storage_snapshot_read(VsStorage *p, int (*xRead)(void *, FILE *, i64, cha
   rc = snapshot_verify(p, nChunk, nByte, (uint64_t)iSum, pzErr);
   if (rc != SQLITE_OK) return rc;
 
-  SnapReader r = {0, 0, 0, 0, 0};
+  SnapReader r = {0, 0, 0, 0, 0, SQLITE_OK};
   rc = stmt(p, SNAP_SCAN, &r.pStmt);
   if (rc != SQLITE_OK) return db_error(p->db, rc, pzErr, "reading the index snapshot failed");
   cookie_io_functions_t io = {snap_cookie_read, 0, 0, 0};
@@ -756,6 +759,13 @@ int vs_storage_snapshot_read(VsStorage *p, int (*xRead)(void *, FILE *, i64, cha
   rc = xRead(pCtx, f, nByte, pzErr);
   fclose(f);
   sqlite3_reset(r.pStmt);
+  /* A chunk that could not be read (out of memory, an I/O error) is that error, not a damaged snapshot: the failed
+  ** statement may have rolled the transaction back, which the caller must not go on as if nothing happened. */
+  if (r.rc != SQLITE_OK) {
+    sqlite3_free(*pzErr);
+    *pzErr = 0;
+    rc = db_error(p->db, r.rc, pzErr, "reading the index snapshot failed");
+  }
   return rc;
 }
 

@@ -17,7 +17,8 @@
 ** I/O faults only, since what loading allocates through sqlite3_malloc is index.c's and storage.c's, the same for
 ** every index type; each file holds a snapshot and log entries after it); a transaction of INSERT, multi-row
 ** INSERT ... SELECT, UPDATE and DELETE committed to the log (rollback journal, with the declared columns in memory;
-** WAL, under I/O faults), or crossing the log threshold so that the commit writes a snapshot; ROLLBACK TO a
+** WAL, under I/O faults), or crossing the log threshold so that the commit writes a snapshot;
+** the first write of a connection that has not loaded the index yet (xBegin loads it); ROLLBACK TO a
 ** savepoint; 'optimize'; 'rebuild'; an index switch; filtered searches on a declared column (SQL path; in-memory path
 ** with label bits; catching up with another connection's commit first); MMR. Each runs for N = 1, 2, 3, ... until
 ** it completes without reaching the N-th call.
@@ -621,6 +622,10 @@ static const Step aCommit[] = {
     {SQL_DEL, S_DEL, 30, 0},        {SQL_INSERT2, S_SET2, 1004, 2}, {"COMMIT", S_EXEC, 0, 0},
     {0, 0, 0, 0}};
 
+/* The first write of a connection that has not loaded the index: xBegin loads it inside the write transaction. */
+static const Step aColdCommit[] = {{"BEGIN", S_EXEC, 0, 0}, {SQL_INSERT, S_SET, 1001, 1}, {SQL_DEL, S_DEL, 30, 0},
+                                   {"COMMIT", S_EXEC, 0, 0}, {0, 0, 0, 0}};
+
 /* A savepoint whose changes (one multi-row statement among them) are rolled back, with changes before and after
 ** it. */
 static const Step aSavepoint[] = {
@@ -672,6 +677,7 @@ static const Op aOp[] = {
     {"connect+search hnsw", B_HNSW, aSearch, O_OPEN | O_VTAB | O_IO | O_NOMALLOC},
     {"connect+search ivf", B_IVF, aSearch, O_OPEN | O_VTAB | O_IO | O_NOMALLOC},
     {"commit to the log", B_FLAT, aCommit, O_WARM | O_INMEM | O_IO},
+    {"cold commit", B_FLAT, aColdCommit, O_IO},
     {"commit to the log, wal", B_WAL, aCommit, O_WARM | O_IO | O_NOMALLOC},
     {"commit writing a snapshot", B_FLATLOG, aCommit, O_WARM | O_IO},
     {"rollback to a savepoint", B_FLAT, aSavepoint, O_WARM},
@@ -1003,16 +1009,17 @@ OP_TEST(test_open_flat, 0)
 OP_TEST(test_connect_hnsw, 1)
 OP_TEST(test_connect_ivf, 2)
 OP_TEST(test_commit_log, 3)
-OP_TEST(test_commit_wal, 4)
-OP_TEST(test_commit_snapshot, 5)
-OP_TEST(test_savepoint, 6)
-OP_TEST(test_optimize, 7)
-OP_TEST(test_rebuild, 8)
-OP_TEST(test_switch_index, 9)
-OP_TEST(test_filtered, 10)
-OP_TEST(test_filtered_in_memory, 11)
-OP_TEST(test_catchup, 12)
-OP_TEST(test_mmr, 13)
+OP_TEST(test_commit_cold, 4)
+OP_TEST(test_commit_wal, 5)
+OP_TEST(test_commit_snapshot, 6)
+OP_TEST(test_savepoint, 7)
+OP_TEST(test_optimize, 8)
+OP_TEST(test_rebuild, 9)
+OP_TEST(test_switch_index, 10)
+OP_TEST(test_filtered, 11)
+OP_TEST(test_filtered_in_memory, 12)
+OP_TEST(test_catchup, 13)
+OP_TEST(test_mmr, 14)
 
 static int group_setup(void **state) {
   (void)state;
@@ -1051,7 +1058,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_open_flat),     cmocka_unit_test(test_connect_hnsw),
       cmocka_unit_test(test_connect_ivf),   cmocka_unit_test(test_commit_log),
-      cmocka_unit_test(test_commit_wal),
+      cmocka_unit_test(test_commit_cold),   cmocka_unit_test(test_commit_wal),
       cmocka_unit_test(test_commit_snapshot),
       cmocka_unit_test(test_savepoint),     cmocka_unit_test(test_optimize),
       cmocka_unit_test(test_rebuild),       cmocka_unit_test(test_switch_index),
