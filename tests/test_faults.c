@@ -17,23 +17,25 @@
 ** I/O faults only, since what loading allocates through sqlite3_malloc is index.c's and storage.c's, the same for
 ** every index type; each file holds a snapshot and log entries after it); a transaction of INSERT, multi-row
 ** INSERT ... SELECT, UPDATE and DELETE committed to the log (rollback journal, with the declared columns in memory;
-** WAL, under I/O faults), or crossing the log threshold so that the commit writes a snapshot;
-** the first write of a connection that has not loaded the index yet (xBegin loads it); ROLLBACK TO a
-** savepoint; 'optimize'; 'rebuild'; an index switch; filtered searches on a declared column (SQL path; in-memory path
-** with label bits; catching up with another connection's commit first); MMR. Each runs for N = 1, 2, 3, ... until
-** it completes without reaching the N-th call.
+** WAL, under I/O faults), or crossing the log threshold so that the commit writes a snapshot; the first write of a
+** connection that has not loaded the index yet (xBegin loads it); a row embedded by an application function (under
+** transient allocation faults only: see O_TRANSIENT); ROLLBACK TO a savepoint; 'optimize'; 'rebuild'; an index
+** switch; filtered searches on a declared column (SQL path; in-memory path with label bits; catching up with another
+** connection's commit first); MMR. Each runs for N = 1, 2, 3, ... until it completes without reaching the N-th call.
 ** A run starts from a fresh copy of a prepared file, arms the fault, runs the operation, disarms, and checks:
 **   - the outcome is success, SQLITE_NOMEM (allocations), an SQLITE_IOERR (files), or an error whose message starts
 **     with "vecstore: " and does not claim damage;
 **   - searches that succeeded answered what they answer without faults;
-**   - a transaction the failure left open commits (what its successful statements did must then be there);
+**   - a transaction the failure left open commits (what its successful statements did must then be there), and no
+**     statement but COMMIT ended a transaction unless its error was one after which SQLite rolls back (SQLITE_NOMEM,
+**     SQLITE_IOERR, ...): vecstore must not carry on after one of its own statements failed;
 **   - on the same connection: searches (plain, and filtered on the declared column grp) return exactly the
 **     brute-force answer over a ledger (the rows committed before, plus the operation's changes iff it reported
 **     success), and INSERT INTO t(t) VALUES ('integrity-check') passes (the index in memory agrees with the file);
 **     then one more write goes through that connection (what its cache got wrong would reach the file), and on a
 **     new connection: the searches, integrity-check, PRAGMA integrity_check, and the shadow tables hold exactly the
-**     ledger's rows. The HNSW and IVF
-**     tables search exhaustively (efSearch 512, nprobe = nlist), so every answer is exact;
+**     ledger's rows. The HNSW and IVF tables search exhaustively (efSearch 512, nprobe = nlist): every answer is
+**     exact;
 **   - sqlite3_close succeeds (no statement left unfinalized) and every block SQLite's allocator handed out is back.
 ** One line per operation says how many failure points it exercised. FAULTS_ONLY=<cmocka test name pattern> runs
 ** only some operations. */
@@ -323,17 +325,18 @@ static void ledger_load(sqlite3 *db, Ledger *p) {
 ** inserts 301..320, deletes of 2 and 3, a new vector for 9, a new grp for 10 and inserts 321..330 (separate
 ** commits). "flatlog" instead holds 990 log entries after its snapshot (grp rewritten three times over, then
 ** 90 more), so that a commit of a few changes crosses the log threshold (1000) and writes a snapshot. "wal" is
-** "flat" in WAL mode.
+** "flat" in WAL mode. The Flat tables embed text with test_embed(), an application function every connection
+** of this suite registers.
 */
 
 enum { B_FLAT, B_HNSW, B_IVF, B_FLATLOG, B_WAL, B_COUNT };
 static const char *const azBaseName[B_COUNT] = {"flat", "hnsw", "ivf", "flatlog", "wal"};
 static const char *const azBaseDecl[B_COUNT] = {
-    "dim=8, grp INTEGER",
+    "dim=8, embedder=test_embed, grp INTEGER",
     "dim=8, index='HNSW16', search_params='efSearch=512', grp INTEGER",
     "dim=8, index='IVF4,Flat', search_params='nprobe=4', grp INTEGER",
-    "dim=8, grp INTEGER",
-    "dim=8, grp INTEGER",
+    "dim=8, embedder=test_embed, grp INTEGER",
+    "dim=8, embedder=test_embed, grp INTEGER",
 };
 
 typedef struct Base {
@@ -344,7 +347,29 @@ static Base g_aBase[B_COUNT];
 static char *g_zWork; /* the copy every run works on */
 static float g_aQ[NQ][DIM];
 
-static sqlite3 *open_db(const char *zPath) { return tu_open(zPath); }
+/* test_embed('seed:<n>'): the vector of seed n. */
+static void test_embed(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  const char *z = (const char *)sqlite3_value_text(argv[0]);
+  if (z == 0 || strncmp(z, "seed:", 5) != 0) {
+    sqlite3_result_error(ctx, "test_embed: expected 'seed:<n>'", -1);
+    return;
+  }
+  float a[DIM];
+  vec_of(strtoll(z + 5, 0, 10), a);
+  sqlite3_result_blob(ctx, a, DIM * 4, SQLITE_TRANSIENT);
+}
+
+static int register_embed(sqlite3 *db) {
+  return sqlite3_create_function(db, "test_embed", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, 0,
+                                 test_embed, 0, 0);
+}
+
+static sqlite3 *open_db(const char *zPath) {
+  sqlite3 *db = tu_open(zPath);
+  if (register_embed(db) != SQLITE_OK) fail_msg("registering test_embed: %s", sqlite3_errmsg(db));
+  return db;
+}
 
 static void close_db(sqlite3 *db) {
   int rc = sqlite3_close(db);
@@ -607,6 +632,7 @@ typedef struct Step {
 #define SQL_INSERT2                                                                                             \
   "INSERT INTO t(rowid, id, content, metadata, embedding, grp) SELECT r, 'multi-' || r, 'text', '{}', "          \
   "CASE WHEN r = ?1 THEN ?3 ELSE ?4 END, ?2 FROM (SELECT ?1 AS r UNION ALL SELECT ?1 + 1)"
+#define SQL_EMBED "INSERT INTO t(rowid, id, content, grp) VALUES (?1, 'emb-' || ?1, 'seed:' || (?1 + 7000), ?2)"
 #define SQL_VEC "UPDATE t SET embedding = ?3 WHERE rowid = ?1"
 #define SQL_GRP "UPDATE t SET grp = ?2 WHERE rowid = ?1"
 #define SQL_DEL "DELETE FROM t WHERE rowid = ?1"
@@ -625,6 +651,11 @@ static const Step aCommit[] = {
 /* The first write of a connection that has not loaded the index: xBegin loads it inside the write transaction. */
 static const Step aColdCommit[] = {{"BEGIN", S_EXEC, 0, 0}, {SQL_INSERT, S_SET, 1001, 1}, {SQL_DEL, S_DEL, 30, 0},
                                    {"COMMIT", S_EXEC, 0, 0}, {0, 0, 0, 0}};
+
+/* A row embedded by the application's function: the connection's first use of it prepares its statement (and
+** reads pragma_function_list, about 800 allocations of SQLite's own). */
+static const Step aEmbed[] = {{"BEGIN", S_EXEC, 0, 0}, {SQL_EMBED, S_SET, 1010, 1}, {"COMMIT", S_EXEC, 0, 0},
+                              {0, 0, 0, 0}};
 
 /* A savepoint whose changes (one multi-row statement among them) are rolled back, with changes before and after
 ** it. */
@@ -664,6 +695,8 @@ static const Step aMmr[] = {
 #define O_IO 8      /* also under I/O faults */
 #define O_CATCHUP 32 /* after the warm-up another connection commits: the operation's search first catches up */
 #define O_NOMALLOC 64 /* only under I/O faults */
+#define O_TRANSIENT 128 /* allocations fail once only (the persistent mode, at every one of SQLite's own ~800
+                         ** allocations in pragma_function_list, would add 10 s to make test for nothing of vecstore's) */
 
 typedef struct Op {
   const char *zName;
@@ -678,6 +711,7 @@ static const Op aOp[] = {
     {"connect+search ivf", B_IVF, aSearch, O_OPEN | O_VTAB | O_IO | O_NOMALLOC},
     {"commit to the log", B_FLAT, aCommit, O_WARM | O_INMEM | O_IO},
     {"cold commit", B_FLAT, aColdCommit, O_IO},
+    {"insert through an embedder function", B_FLAT, aEmbed, O_WARM | O_TRANSIENT},
     {"commit to the log, wal", B_WAL, aCommit, O_WARM | O_IO | O_NOMALLOC},
     {"commit writing a snapshot", B_FLATLOG, aCommit, O_WARM | O_IO},
     {"rollback to a savepoint", B_FLAT, aSavepoint, O_WARM},
@@ -701,6 +735,9 @@ typedef struct Run {
   Ledger save;        /* the rows at SAVEPOINT s */
   char *zOut;         /* what searches answered (malloc'd: the test's own allocations must not fail) */
   size_t nOut;
+  const char *zOdd;   /* a statement ended the transaction when it should not have, or NULL */
+  char zOddStep[160]; /* that statement */
+  int rcOdd;          /* and its error */
 } Run;
 
 /* Appends printf-style text to r->zOut. */
@@ -777,8 +814,15 @@ static void step_effect(Run *r, const Step *p) {
 }
 
 /* Runs step p (its statement already prepared when *ppStmt is set), stopping the run at a failure. */
+/* Errors after which SQLite rolls the transaction back by itself. */
+static int rolls_back(int rc) {
+  int ePrimary = rc & 0xff;
+  return ePrimary == SQLITE_NOMEM || ePrimary == SQLITE_IOERR || ePrimary == SQLITE_FULL || ePrimary == SQLITE_INTERRUPT;
+}
+
 static void run_step(Run *r, const Step *p, sqlite3_stmt **ppStmt) {
   if (r->rc != SQLITE_OK) return;
+  int bInTransaction = !sqlite3_get_autocommit(r->db);
   int rc = SQLITE_OK;
   if (*ppStmt == 0) {
     rc = sqlite3_prepare_v2(r->db, p->zSql, -1, ppStmt, 0);
@@ -795,6 +839,14 @@ static void run_step(Run *r, const Step *p, sqlite3_stmt **ppStmt) {
     run_failed(r, rcExt != SQLITE_OK ? rcExt : rc, sqlite3_errmsg(r->db), p->zSql);
   }
   if (*ppStmt) sqlite3_reset(*ppStmt);
+  /* Only COMMIT ends a transaction here, and SQLite rolls one back only after errors that say so (an extension
+  ** that carries on after a statement of its own failed, or reports that failure as another error, breaks this) */
+  if (bInTransaction && sqlite3_get_autocommit(r->db) && strcmp(p->zSql, "COMMIT") != 0 && r->zOdd == 0) {
+    if (rc == SQLITE_OK) r->zOdd = "the transaction was rolled back under a statement that succeeded";
+    else if (!rolls_back(r->rc)) r->zOdd = "the transaction was rolled back after an error that does not say so";
+    if (r->zOdd) snprintf(r->zOddStep, sizeof(r->zOddStep), "%s", p->zSql);
+    r->rcOdd = rc == SQLITE_OK ? SQLITE_OK : r->rc;
+  }
   if (rc == SQLITE_OK) step_effect(r, p);
   if (sqlite3_get_autocommit(r->db)) { /* no transaction (any more): what is committed is all there is */
     if (rc == SQLITE_OK) ledger_copy(&r->committed, &r->work);
@@ -932,6 +984,7 @@ static int run_once(const Op *pOp, int eFault, int bPersist, i64 iFailAt, const 
   if (pOp->flags & O_INMEM) unsetenv("VECSTORE_TEST_FILTER_IN_MEMORY");
 
   *pzOut = 0;
+  if (r.zOdd) fail_msg("%s: %s: %s (error %d)", g_zWhere, r.zOdd, r.zOddStep, r.rcOdd);
   if (r.rc != SQLITE_OK) {
     const char *zWhy = bad_error(eFault, r.rc, r.zErr, r.zStep);
     if (zWhy) fail_msg("%s: %s: %s (%d) in %s", g_zWhere, zWhy, r.zErr, r.rc, r.zStep);
@@ -982,6 +1035,7 @@ static void run_op(const Op *pOp) {
     if (eFault == F_IO && !(pOp->flags & O_IO)) continue;
     if (eFault == F_MALLOC && (pOp->flags & O_NOMALLOC)) continue;
     for (int bPersist = 0; bPersist < 2; bPersist++) {
+      if (bPersist && eFault == F_MALLOC && (pOp->flags & O_TRANSIENT)) continue;
       for (i64 iFailAt = 1;; iFailAt++) {
         char *zOut = 0;
         int bReached = run_once(pOp, eFault, bPersist, iFailAt, zBaseline, &zOut);
@@ -1010,16 +1064,17 @@ OP_TEST(test_connect_hnsw, 1)
 OP_TEST(test_connect_ivf, 2)
 OP_TEST(test_commit_log, 3)
 OP_TEST(test_commit_cold, 4)
-OP_TEST(test_commit_wal, 5)
-OP_TEST(test_commit_snapshot, 6)
-OP_TEST(test_savepoint, 7)
-OP_TEST(test_optimize, 8)
-OP_TEST(test_rebuild, 9)
-OP_TEST(test_switch_index, 10)
-OP_TEST(test_filtered, 11)
-OP_TEST(test_filtered_in_memory, 12)
-OP_TEST(test_catchup, 13)
-OP_TEST(test_mmr, 14)
+OP_TEST(test_embedder, 5)
+OP_TEST(test_commit_wal, 6)
+OP_TEST(test_commit_snapshot, 7)
+OP_TEST(test_savepoint, 8)
+OP_TEST(test_optimize, 9)
+OP_TEST(test_rebuild, 10)
+OP_TEST(test_switch_index, 11)
+OP_TEST(test_filtered, 12)
+OP_TEST(test_filtered_in_memory, 13)
+OP_TEST(test_catchup, 14)
+OP_TEST(test_mmr, 15)
 
 static int group_setup(void **state) {
   (void)state;
@@ -1058,7 +1113,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_open_flat),     cmocka_unit_test(test_connect_hnsw),
       cmocka_unit_test(test_connect_ivf),   cmocka_unit_test(test_commit_log),
-      cmocka_unit_test(test_commit_cold),   cmocka_unit_test(test_commit_wal),
+      cmocka_unit_test(test_commit_cold),   cmocka_unit_test(test_embedder),
+      cmocka_unit_test(test_commit_wal),
       cmocka_unit_test(test_commit_snapshot),
       cmocka_unit_test(test_savepoint),     cmocka_unit_test(test_optimize),
       cmocka_unit_test(test_rebuild),       cmocka_unit_test(test_switch_index),
