@@ -38,7 +38,7 @@
 **     exact;
 **   - sqlite3_close succeeds (no statement left unfinalized) and every block SQLite's allocator handed out is back.
 ** One line per operation says how many failure points it exercised. FAULTS_ONLY=<cmocka test name pattern> runs
-** only some operations. */
+** only some operations; the sanitized build and valgrind try every 4th / 16th point only (FAULTS_STRIDE). */
 #include "testutil.h"
 
 #include <math.h>
@@ -1023,6 +1023,24 @@ static int run_once(const Op *pOp, int eFault, int bPersist, i64 iFailAt, const 
   return bReached;
 }
 
+/* The sanitized build of the suite (make sanitize, tests/check_sanitize.sh in make test) is 3 to 10 times slower, and
+** valgrind (make valgrind, VECSTORE_TEST_UNDER_VALGRIND) 30 times: there the suite tries every g_nStride-th failure
+** point only, 4th or 16th (their business is memory errors and leaks on error paths, which neighbouring points
+** share), here every one. FAULTS_STRIDE=<n> sets the stride. */
+#if defined(__SANITIZE_ADDRESS__)
+#define FAULTS_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FAULTS_SANITIZED 1
+#endif
+#endif
+#ifdef FAULTS_SANITIZED
+#define FAULTS_DEFAULT_STRIDE 4
+#else
+#define FAULTS_DEFAULT_STRIDE 1
+#endif
+static i64 g_nStride = FAULTS_DEFAULT_STRIDE;
+
 /* Runs op under every failure point of each fault kind and mode; prints one line. */
 static void run_op(const Op *pOp) {
   struct timespec t0, t1;
@@ -1036,7 +1054,7 @@ static void run_op(const Op *pOp) {
     if (eFault == F_MALLOC && (pOp->flags & O_NOMALLOC)) continue;
     for (int bPersist = 0; bPersist < 2; bPersist++) {
       if (bPersist && eFault == F_MALLOC && (pOp->flags & O_TRANSIENT)) continue;
-      for (i64 iFailAt = 1;; iFailAt++) {
+      for (i64 iFailAt = 1;; iFailAt += g_nStride) {
         char *zOut = 0;
         int bReached = run_once(pOp, eFault, bPersist, iFailAt, zBaseline, &zOut);
         free(zOut);
@@ -1046,9 +1064,10 @@ static void run_op(const Op *pOp) {
     }
   }
   clock_gettime(CLOCK_MONOTONIC, &t1);
-  printf("faults: %-36s malloc %4lld+%-4lld io %3lld+%-3lld failure points (transient+persistent), %4.1f s\n",
+  printf("faults: %-36s malloc %4lld+%-4lld io %3lld+%-3lld failure points (transient+persistent), %4.1f s%s\n",
          pOp->zName, aPoint[0][0], aPoint[0][1], aPoint[1][0], aPoint[1][1],
-         (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+         (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9,
+         g_nStride > 1 ? " (sampled: see FAULTS_STRIDE)" : "");
   fflush(stdout);
   free(zBaseline);
 }
@@ -1122,5 +1141,15 @@ int main(void) {
       cmocka_unit_test(test_catchup),       cmocka_unit_test(test_mmr),
   };
   if (getenv("FAULTS_ONLY")) cmocka_set_test_filter(getenv("FAULTS_ONLY"));
+  const char *zWhy = FAULTS_DEFAULT_STRIDE > 1 ? "sanitized build" : 0;
+  if (getenv("VECSTORE_TEST_UNDER_VALGRIND")) g_nStride = 16, zWhy = "under valgrind";
+  if (getenv("FAULTS_STRIDE") && atoll(getenv("FAULTS_STRIDE")) > 0) {
+    g_nStride = atoll(getenv("FAULTS_STRIDE"));
+    zWhy = "FAULTS_STRIDE";
+  }
+  if (g_nStride > 1) {
+    printf("faults: every %lld%s failure point only (%s; FAULTS_STRIDE=1 tries all)\n", g_nStride,
+           g_nStride == 2 ? "nd" : g_nStride == 3 ? "rd" : "th", zWhy);
+  }
   return cmocka_run_group_tests_name("faults", tests, group_setup, group_teardown);
 }
