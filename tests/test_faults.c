@@ -21,7 +21,8 @@
 ** connection that has not loaded the index yet (xBegin loads it); a row embedded by an application function (under
 ** transient allocation faults only: see O_TRANSIENT); ROLLBACK TO a savepoint; 'optimize'; 'rebuild'; an index
 ** switch; filtered searches on a declared column (SQL path; in-memory path with label bits; catching up with another
-** connection's commit first); MMR. Each runs for N = 1, 2, 3, ... until it completes without reaching the N-th call.
+** connection's commit first); MMR; DROP TABLE (which, when it succeeds, must leave nothing of the table). Each runs
+** for N = 1, 2, 3, ... until it completes without reaching the N-th call.
 ** A run starts from a fresh copy of a prepared file, arms the fault, runs the operation, disarms, and checks:
 **   - the outcome is success, SQLITE_NOMEM (allocations), an SQLITE_IOERR (files), or an error whose message starts
 **     with "vecstore: " and does not claim damage;
@@ -585,6 +586,17 @@ static void verify(sqlite3 *db, const Ledger *pL, const char *zConn, int eCheck)
   }
 }
 
+/* After a DROP TABLE that succeeded: nothing of the table is left in the schema, and the file is sound. */
+static void expect_dropped(sqlite3 *db, const char *zConn) {
+  char *z = query_text(db, "SELECT count(*) || ' ' || coalesce(group_concat(name), '') FROM sqlite_schema WHERE "
+                           "name = 't' OR name LIKE 't\\_%' ESCAPE '\\'", zConn);
+  if (strcmp(z, "0 ") != 0) fail_msg("%s, %s: DROP TABLE succeeded, but the schema still holds %s", g_zWhere, zConn, z);
+  free(z);
+  z = query_text(db, "PRAGMA integrity_check", zConn);
+  if (strcmp(z, "ok") != 0) fail_msg("%s, %s: PRAGMA integrity_check: %s", g_zWhere, zConn, z);
+  free(z);
+}
+
 /* One more write through the connection (insert of iNew, new vector, delete; committed), mirrored in the ledger:
 ** a cache that went wrong in the faulted run would carry its error into the file. */
 static void follow_up(sqlite3 *db, Ledger *pL, i64 iNew) {
@@ -673,6 +685,7 @@ static const Step aSwitch[] = {{"BEGIN", S_EXEC, 0, 0},
                                {"INSERT INTO t(t) VALUES ('index=Flat')", S_EXEC, 0, 0},
                                {"COMMIT", S_EXEC, 0, 0},
                                {0, 0, 0, 0}};
+static const Step aDrop[] = {{"DROP TABLE t", S_EXEC, 0, 0}, {0, 0, 0, 0}};
 static const Step aSearch[] = {{SQL_KNN, S_QUERY, 0, 0}, {0, 0, 0, 0}};
 
 /* Filtered searches on the declared column: the same condition twice (on the in-memory path the second builds
@@ -695,6 +708,7 @@ static const Step aMmr[] = {
 #define O_IO 8      /* also under I/O faults */
 #define O_CATCHUP 32 /* after the warm-up another connection commits: the operation's search first catches up */
 #define O_NOMALLOC 64 /* only under I/O faults */
+#define O_DROP 512   /* the operation drops the table: when it succeeds, the table and its shadow tables are gone */
 #define O_TRANSIENT 128 /* allocations fail once only (the persistent mode, at every one of SQLite's own ~800
                          ** allocations in pragma_function_list, would add 10 s to make test for nothing of vecstore's) */
 
@@ -722,6 +736,7 @@ static const Op aOp[] = {
     {"filtered search in memory ivf", B_IVF, aFiltered, O_WARM | O_INMEM},
     {"catch-up filtered search in memory", B_FLAT, aFiltered, O_WARM | O_INMEM | O_CATCHUP},
     {"mmr", B_FLAT, aMmr, O_WARM},
+    {"drop table", B_FLAT, aDrop, O_WARM | O_IO | O_DROP},
 };
 
 typedef struct Run {
@@ -1001,7 +1016,11 @@ static int run_once(const Op *pOp, int eFault, int bPersist, i64 iFailAt, const 
     if (load_vecstore(r.db, &zErr) != SQLITE_OK) fail_msg("%s: loading vecstore after the fault: %s", g_zWhere, zErr);
     sqlite3_busy_timeout(r.db, 5000);
   }
-  if (r.db) {
+  int bDropped = (pOp->flags & O_DROP) && r.rc == SQLITE_OK;
+  if (r.db && bDropped) {
+    expect_dropped(r.db, "same connection");
+    close_db(r.db);
+  } else if (r.db) {
     if (!sqlite3_get_autocommit(r.db)) { /* the failure left the transaction open: what succeeded is committed */
       char *zErr = 0;
       if (sqlite3_exec(r.db, "COMMIT", 0, 0, &zErr) != SQLITE_OK) {
@@ -1014,7 +1033,8 @@ static int run_once(const Op *pOp, int eFault, int bPersist, i64 iFailAt, const 
     close_db(r.db);
   }
   sqlite3 *db = open_db(g_zWork);
-  verify(db, &r.committed, "new connection", V_ALL);
+  if (bDropped) expect_dropped(db, "new connection");
+  else verify(db, &r.committed, "new connection", V_ALL);
   close_db(db);
   run_free(&r);
   if (g_f.nLive != nLiveBefore) {
@@ -1094,6 +1114,7 @@ OP_TEST(test_filtered, 12)
 OP_TEST(test_filtered_in_memory, 13)
 OP_TEST(test_catchup, 14)
 OP_TEST(test_mmr, 15)
+OP_TEST(test_drop, 16)
 
 static int group_setup(void **state) {
   (void)state;
@@ -1139,6 +1160,7 @@ int main(void) {
       cmocka_unit_test(test_rebuild),       cmocka_unit_test(test_switch_index),
       cmocka_unit_test(test_filtered),      cmocka_unit_test(test_filtered_in_memory),
       cmocka_unit_test(test_catchup),       cmocka_unit_test(test_mmr),
+      cmocka_unit_test(test_drop),
   };
   if (getenv("FAULTS_ONLY")) cmocka_set_test_filter(getenv("FAULTS_ONLY"));
   const char *zWhy = FAULTS_DEFAULT_STRIDE > 1 ? "sanitized build" : 0;
