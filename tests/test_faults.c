@@ -21,8 +21,9 @@
 ** connection that has not loaded the index yet (xBegin loads it); a row embedded by an application function (under
 ** transient allocation faults only: see O_TRANSIENT); ROLLBACK TO a savepoint; 'optimize'; 'rebuild'; an index
 ** switch; filtered searches on a declared column (SQL path; in-memory path with label bits; catching up with another
-** connection's commit first); MMR; DROP TABLE (which, when it succeeds, must leave nothing of the table). Each runs
-** for N = 1, 2, 3, ... until it completes without reaching the N-th call.
+** connection's commit first); MMR; DROP TABLE (which, when it succeeds, must leave nothing of the table); ALTER TABLE
+** RENAME (skipped, saying why: see test_rename). Each runs for N = 1, 2, 3, ... until it completes without reaching
+** the N-th call.
 ** A run starts from a fresh copy of a prepared file, arms the fault, runs the operation, disarms, and checks:
 **   - the outcome is success, SQLITE_NOMEM (allocations), an SQLITE_IOERR (files), or an error whose message starts
 **     with "vecstore: " and does not claim damage;
@@ -685,6 +686,10 @@ static const Step aSwitch[] = {{"BEGIN", S_EXEC, 0, 0},
                                {"INSERT INTO t(t) VALUES ('index=Flat')", S_EXEC, 0, 0},
                                {"COMMIT", S_EXEC, 0, 0},
                                {0, 0, 0, 0}};
+/* ALTER TABLE renames the shadow tables (and the declared columns' indexes); a search through the new name. */
+static const Step aRename[] = {{"ALTER TABLE t RENAME TO u", S_EXEC, 0, 0},
+                               {"SELECT rowid, distance FROM u WHERE embedding MATCH ?1 AND k = 10", S_QUERY, 0, 0},
+                               {0, 0, 0, 0}};
 static const Step aDrop[] = {{"DROP TABLE t", S_EXEC, 0, 0}, {0, 0, 0, 0}};
 static const Step aSearch[] = {{SQL_KNN, S_QUERY, 0, 0}, {0, 0, 0, 0}};
 
@@ -709,6 +714,9 @@ static const Step aMmr[] = {
 #define O_CATCHUP 32 /* after the warm-up another connection commits: the operation's search first catches up */
 #define O_NOMALLOC 64 /* only under I/O faults */
 #define O_DROP 512   /* the operation drops the table: when it succeeds, the table and its shadow tables are gone */
+#define O_RENAME 1024 /* the operation may leave the table named u: the checks rename it back first */
+#define O_SPARSE 2048 /* every 8th failure point only: ALTER TABLE makes about 7,400 allocations, SQLite's own (its
+                       ** schema rewrite), and every one of them twice would take 100 s */
 #define O_TRANSIENT 128 /* allocations fail once only (the persistent mode, at every one of SQLite's own ~800
                          ** allocations in pragma_function_list, would add 10 s to make test for nothing of vecstore's) */
 
@@ -737,6 +745,7 @@ static const Op aOp[] = {
     {"catch-up filtered search in memory", B_FLAT, aFiltered, O_WARM | O_INMEM | O_CATCHUP},
     {"mmr", B_FLAT, aMmr, O_WARM},
     {"drop table", B_FLAT, aDrop, O_WARM | O_IO | O_DROP},
+    {"rename", B_FLAT, aRename, O_WARM | O_RENAME | O_SPARSE},
 };
 
 typedef struct Run {
@@ -1021,6 +1030,12 @@ static int run_once(const Op *pOp, int eFault, int bPersist, i64 iFailAt, const 
     expect_dropped(r.db, "same connection");
     close_db(r.db);
   } else if (r.db) {
+    if ((pOp->flags & O_RENAME) && sqlite3_table_column_metadata(r.db, 0, "u", 0, 0, 0, 0, 0, 0) == SQLITE_OK) {
+      char *zErr = 0;
+      if (sqlite3_exec(r.db, "ALTER TABLE u RENAME TO t", 0, 0, &zErr) != SQLITE_OK) {
+        fail_msg("%s: renaming the table back: %s", g_zWhere, zErr ? zErr : "?");
+      }
+    }
     if (!sqlite3_get_autocommit(r.db)) { /* the failure left the transaction open: what succeeded is committed */
       char *zErr = 0;
       if (sqlite3_exec(r.db, "COMMIT", 0, 0, &zErr) != SQLITE_OK) {
@@ -1074,7 +1089,7 @@ static void run_op(const Op *pOp) {
     if (eFault == F_MALLOC && (pOp->flags & O_NOMALLOC)) continue;
     for (int bPersist = 0; bPersist < 2; bPersist++) {
       if (bPersist && eFault == F_MALLOC && (pOp->flags & O_TRANSIENT)) continue;
-      for (i64 iFailAt = 1;; iFailAt += g_nStride) {
+      for (i64 iFailAt = 1;; iFailAt += g_nStride * ((pOp->flags & O_SPARSE) ? 8 : 1)) {
         char *zOut = 0;
         int bReached = run_once(pOp, eFault, bPersist, iFailAt, zBaseline, &zOut);
         free(zOut);
@@ -1087,7 +1102,7 @@ static void run_op(const Op *pOp) {
   printf("faults: %-36s malloc %4lld+%-4lld io %3lld+%-3lld failure points (transient+persistent), %4.1f s%s\n",
          pOp->zName, aPoint[0][0], aPoint[0][1], aPoint[1][0], aPoint[1][1],
          (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9,
-         g_nStride > 1 ? " (sampled: see FAULTS_STRIDE)" : "");
+         g_nStride > 1 ? " (sampled: see FAULTS_STRIDE)" : (pOp->flags & O_SPARSE) ? " (every 8th: see O_SPARSE)" : "");
   fflush(stdout);
   free(zBaseline);
 }
@@ -1115,6 +1130,31 @@ OP_TEST(test_filtered_in_memory, 13)
 OP_TEST(test_catchup, 14)
 OP_TEST(test_mmr, 15)
 OP_TEST(test_drop, 16)
+
+/* ALTER TABLE RENAME of a table with declared columns fails even without faults: vs_storage_rename drops the old
+** indexes of the declared columns (<old>_docs_<column>) to create them under the new name, and SQLite refuses to
+** drop a b-tree while the ALTER TABLE statement itself runs (SQLITE_LOCKED, "database table is locked"). SQLite
+** cannot rename an index, so the fix is a design decision (how those indexes are named, or when the old ones go),
+** left to the maintainers: until then this case is skipped, saying so. With the drop left out, the operation
+** passes every 8th failure point here. */
+static void test_rename(void **state) {
+  (void)state;
+  crash_reports_on();
+  snprintf(g_zWhere, sizeof(g_zWhere), "'rename' without faults");
+  copy_file(g_aBase[B_FLAT].zPath, g_zWork);
+  sqlite3 *db = open_db(g_zWork);
+  char *zErr = 0;
+  int rc = sqlite3_exec(db, "ALTER TABLE t RENAME TO u", 0, 0, &zErr);
+  close_db(db);
+  if (rc != SQLITE_OK) {
+    printf("faults: rename                               SKIPPED: ALTER TABLE RENAME of a table with declared columns "
+           "fails without faults (%s): xRename drops the columns' indexes while SQLite runs the ALTER TABLE\n",
+           zErr ? zErr : sqlite3_errstr(rc));
+    sqlite3_free(zErr);
+    skip();
+  }
+  run_op(&aOp[17]);
+}
 
 static int group_setup(void **state) {
   (void)state;
@@ -1160,7 +1200,7 @@ int main(void) {
       cmocka_unit_test(test_rebuild),       cmocka_unit_test(test_switch_index),
       cmocka_unit_test(test_filtered),      cmocka_unit_test(test_filtered_in_memory),
       cmocka_unit_test(test_catchup),       cmocka_unit_test(test_mmr),
-      cmocka_unit_test(test_drop),
+      cmocka_unit_test(test_drop),          cmocka_unit_test(test_rename),
   };
   if (getenv("FAULTS_ONLY")) cmocka_set_test_filter(getenv("FAULTS_ONLY"));
   const char *zWhy = FAULTS_DEFAULT_STRIDE > 1 ? "sanitized build" : 0;
