@@ -39,21 +39,21 @@ static int check_vector(void *pArg, i64 iRowid, const float *aVec) {
   return SQLITE_OK;
 }
 
-/* The snapshot must not only match its checksum but also parse as an index of this table. */
+/* The snapshot must not only match its checksum but also parse as an index of this table. Only SQLITE_CORRUPT says
+** that it does not: running out of memory while reading it is no damage. */
 static int parse_snapshot(void *pCtx, FILE *f, i64 nByte, char **pzErr) {
   VsTable *pTab = (VsTable *)pCtx;
   VsIndex *pIdx = 0;
   int rc = vs_index_read(f, nByte, pTab->pCfg->nDim, pTab->pCfg->eMetric, &pIdx, pzErr);
   vs_index_free(pIdx);
-  if (rc != SQLITE_OK) {
+  if (rc == SQLITE_CORRUPT) {
     char *zWhy = *pzErr ? sqlite3_mprintf("%s", *pzErr + 10) : 0; /* without "vecstore: " */
     vs_error(pzErr, "integrity-check failed: the index snapshot in %s_snapshot cannot be read (%s); run "
              "INSERT INTO %s(%s) VALUES ('rebuild')", pTab->pCfg->zName, zWhy ? zWhy : "unknown error",
              pTab->pCfg->zName, pTab->pCfg->zName);
     sqlite3_free(zWhy);
-    return SQLITE_CORRUPT;
   }
-  return SQLITE_OK;
+  return rc;
 }
 
 /* Runs zTemplate (vs_storage_prepare syntax) and returns its first row in *ppStmt (SQLITE_ROW), or SQLITE_DONE with

@@ -22,11 +22,12 @@
 ** (transient allocation faults only: O_TRANSIENT); ROLLBACK TO a savepoint; 'optimize'; 'rebuild'; an index switch;
 ** filtered searches on a declared column (SQL path; in-memory path with label bits; catching up with another
 ** connection's commit first); MMR; DROP TABLE (which, when it succeeds, must leave nothing of the table); ALTER TABLE
-** RENAME (skipped, saying why: see test_rename). Each runs for N = 1, 2, 3, ... until it completes without reaching
-** the N-th call (a few large ones: every 7th N, see O_SPARSE).
+** RENAME (skipped, saying why: see test_rename); 'integrity-check'. Each runs for N = 1, 2, 3, ... until it completes
+** without reaching the N-th call (a few large ones: every 7th N, see O_SPARSE).
 ** A run starts from a fresh copy of a prepared file, arms the fault, runs the operation, disarms, and checks:
 **   - the outcome is success, SQLITE_NOMEM (allocations), an SQLITE_IOERR (files), or an error whose message starts
-**     with "vecstore: "; never SQLITE_CORRUPT or a message that claims damage;
+**     with "vecstore: "; never SQLITE_CORRUPT or a message that claims damage or advises 'rebuild' (one exception, an
+**     SQLite defect: JSON_VALID_OOM);
 **   - searches that succeeded answered what they answer without faults;
 **   - a transaction the failure left open commits (what its successful statements did must then be there), and no
 **     statement but COMMIT ended a transaction unless its error was one after which SQLite rolls back (SQLITE_NOMEM,
@@ -696,6 +697,7 @@ static const Step aSwitch[] = {{"BEGIN", S_EXEC, 0, 0},
 static const Step aRename[] = {{"ALTER TABLE t RENAME TO u", S_EXEC, 0, 0},
                                {"SELECT rowid, distance FROM u WHERE embedding MATCH ?1 AND k = 10", S_QUERY, 0, 0},
                                {0, 0, 0, 0}};
+static const Step aCheck[] = {{"INSERT INTO t(t) VALUES ('integrity-check')", S_EXEC, 0, 0}, {0, 0, 0, 0}};
 static const Step aDrop[] = {{"DROP TABLE t", S_EXEC, 0, 0}, {0, 0, 0, 0}};
 static const Step aSearch[] = {{SQL_KNN, S_QUERY, 0, 0}, {0, 0, 0, 0}};
 
@@ -727,7 +729,8 @@ static const Step aMmr[] = {
 #define O_SNAPSHOT 4096 /* the commit writes a snapshot (checked after the run without faults) */
 #define O_SPARSE 2048 /* every 7th failure point only (7, not 8: per-row allocations repeat with even periods), for
                        ** operations of hundreds or thousands of allocations that are SQLite's own or repeat per row:
-                       ** ALTER TABLE (7,400, its schema rewrite: 100 s for all), DROP TABLE (400) */
+                       ** ALTER TABLE (7,400, its schema rewrite: 100 s for all), integrity-check (1,700, mostly per
+                       ** row: 22 s), DROP TABLE (400) */
 
 typedef struct Op {
   const char *zName;
@@ -755,6 +758,7 @@ static const Op aOp[] = {
     {"mmr", B_FLAT, aMmr, O_WARM | O_IO},
     {"drop table", B_FLAT, aDrop, O_WARM | O_IO | O_DROP | O_SPARSE},
     {"rename", B_FLAT, aRename, O_WARM | O_RENAME | O_SPARSE},
+    {"integrity-check", B_FLAT, aCheck, O_WARM | O_IO | O_SPARSE},
 };
 
 typedef struct Run {
@@ -909,10 +913,21 @@ static void run_open(Run *r) {
   sqlite3_free(zErr);
 }
 
+/* A false damage report that only SQLite can fix: json_valid() (SQLite 3.40) answers 0 when it runs out of memory
+** instead of failing, so integrity-check's test of the documents (..., NOT json_valid(metadata), ...) can name a sound
+** document as damaged. Such runs are counted, reported in the operation's line, and checked like any other (the
+** checks after the run prove the table sound). */
+static i64 g_nJsonValidOom;
+#define JSON_VALID_OOM "in t_docs is damaged"
+
 /* Is an error of the faulted run acceptable? NULL, or why not. */
 static const char *bad_error(int eFault, int rc, const char *zMsg, const char *zStep) {
   int ePrimary = rc & 0xff;
-  if (ePrimary == SQLITE_CORRUPT || strstr(zMsg, "damaged") || strstr(zMsg, "integrity-check failed")) {
+  if (eFault == F_MALLOC && ePrimary == SQLITE_CORRUPT && strstr(zMsg, JSON_VALID_OOM)) {
+    g_nJsonValidOom++;
+    return 0;
+  }
+  if (ePrimary == SQLITE_CORRUPT || strstr(zMsg, "damaged") || strstr(zMsg, "('rebuild')")) {
     return "an injected fault reported as damage";
   }
   if (strstr(zMsg, "std::") || strstr(zMsg, "bad_alloc")) return "an unclear error";
@@ -1123,6 +1138,11 @@ static void run_op(const Op *pOp) {
          pOp->zName, aPoint[0][0], aPoint[0][1], aPoint[1][0], aPoint[1][1],
          (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9,
          g_nStride > 1 ? " (sampled: see FAULTS_STRIDE)" : (pOp->flags & O_SPARSE) ? " (every 7th: see O_SPARSE)" : "");
+  if (g_nJsonValidOom) {
+    printf("faults: %-36s KNOWN: %lld runs ended in a false 'document ... is damaged' (SQLite's json_valid() "
+           "answers 0 when out of memory); the table was sound after each\n", pOp->zName, g_nJsonValidOom);
+    g_nJsonValidOom = 0;
+  }
   fflush(stdout);
   free(zBaseline);
 }
@@ -1150,6 +1170,7 @@ OP_TEST(test_filtered_in_memory, 13)
 OP_TEST(test_catchup, 14)
 OP_TEST(test_mmr, 15)
 OP_TEST(test_drop, 16)
+OP_TEST(test_check, 18)
 
 /* ALTER TABLE RENAME of a table with declared columns fails even without faults: vs_storage_rename drops the old
 ** indexes of the declared columns (<old>_docs_<column>) to create them under the new name, and SQLite refuses to
@@ -1221,6 +1242,7 @@ int main(void) {
       cmocka_unit_test(test_filtered),      cmocka_unit_test(test_filtered_in_memory),
       cmocka_unit_test(test_catchup),       cmocka_unit_test(test_mmr),
       cmocka_unit_test(test_drop),          cmocka_unit_test(test_rename),
+      cmocka_unit_test(test_check),
   };
   if (getenv("FAULTS_ONLY")) cmocka_set_test_filter(getenv("FAULTS_ONLY"));
   const char *zWhy = FAULTS_DEFAULT_STRIDE > 1 ? "sanitized build" : 0;
