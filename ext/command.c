@@ -325,7 +325,8 @@ static int restore_config(VsTable *pTab) {
     if (rc == SQLITE_OK) rc = rc2;
   }
   if (rc != SQLITE_OK) {
-    vs_error(&pTab->base.zErrMsg, "writing the table configuration failed: %s", sqlite3_errmsg(pTab->db));
+    vs_error(&pTab->base.zErrMsg, "writing the table configuration failed: %s",
+             rc == SQLITE_NOMEM ? "out of memory" : sqlite3_errmsg(pTab->db));
   }
   return rc;
 }
@@ -347,7 +348,9 @@ int vs_command(VsTable *pTab, sqlite3_value *pCommand) {
   if (sqlite3_stricmp(z, "integrity-check") == 0) {
     int rc = integrity_check(pTab);
     /* a failure without a message of its own (a shadow table dropped by hand...) still names the check */
-    if (rc != SQLITE_OK && *pzErr == 0) vs_error(pzErr, "integrity-check failed: %s", sqlite3_errmsg(pTab->db));
+    if (rc != SQLITE_OK && *pzErr == 0) {
+      vs_error(pzErr, "integrity-check failed: %s", rc == SQLITE_NOMEM ? "out of memory" : sqlite3_errmsg(pTab->db));
+    }
     return rc;
   }
   if (sqlite3_strnicmp(z, "index=", 6) == 0) return set_index(pTab, z + 6);

@@ -207,7 +207,9 @@ static int embed_with_function(VsTable *pTab, const char *zFn, sqlite3_value *pT
       rc = SQLITE_ERROR;
     }
   }
-  if (rc != SQLITE_OK && *pzErr == 0) vs_error(pzErr, "embedder '%s' failed: %s", zFn, sqlite3_errmsg(pTab->db));
+  if (rc != SQLITE_OK && *pzErr == 0) {
+    vs_error(pzErr, "embedder '%s' failed: %s", zFn, rc == SQLITE_NOMEM ? "out of memory" : sqlite3_errmsg(pTab->db));
+  }
   if (pStmt) {
     sqlite3_reset(pStmt);
     sqlite3_clear_bindings(pStmt);

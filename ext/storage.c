@@ -156,8 +156,12 @@ static int exec_template(sqlite3 *db, const VsConfig *pCfg, const char *zTemplat
   return rc;
 }
 
+/* Names a failure in *pzErr (unless it holds a message): "<zWhat>: <SQLite's message>", or "out of memory" for
+** SQLITE_NOMEM, which may be vecstore's own allocation (SQLite's message would then be "not an error"). */
 static int db_error(sqlite3 *db, int rc, char **pzErr, const char *zWhat) {
-  if (rc != SQLITE_OK && pzErr && *pzErr == 0) vs_error(pzErr, "%s: %s", zWhat, sqlite3_errmsg(db));
+  if (rc != SQLITE_OK && pzErr && *pzErr == 0) {
+    vs_error(pzErr, "%s: %s", zWhat, rc == SQLITE_NOMEM ? "out of memory" : sqlite3_errmsg(db));
+  }
   return rc;
 }
 

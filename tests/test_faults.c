@@ -26,8 +26,8 @@
 ** without reaching the N-th call (a few large ones: every 7th N, see O_SPARSE).
 ** A run starts from a fresh copy of a prepared file, arms the fault, runs the operation, disarms, and checks:
 **   - the outcome is success, SQLITE_NOMEM (allocations), an SQLITE_IOERR (files), or an error whose message starts
-**     with "vecstore: "; never SQLITE_CORRUPT or a message that claims damage or advises 'rebuild' (one exception, an
-**     SQLite defect: JSON_VALID_OOM);
+**     with "vecstore: "; never SQLITE_CORRUPT, a message that claims damage or advises 'rebuild' (one exception, an
+**     SQLite defect: JSON_VALID_OOM), nor one that says "not an error";
 **   - searches that succeeded answered what they answer without faults;
 **   - a transaction the failure left open commits (what its successful statements did must then be there), and no
 **     statement but COMMIT ended a transaction unless its error was one after which SQLite rolls back (SQLITE_NOMEM,
@@ -930,6 +930,7 @@ static const char *bad_error(int eFault, int rc, const char *zMsg, const char *z
   if (ePrimary == SQLITE_CORRUPT || strstr(zMsg, "damaged") || strstr(zMsg, "('rebuild')")) {
     return "an injected fault reported as damage";
   }
+  if (strstr(zMsg, "not an error")) return "an error whose message says it is not an error";
   if (strstr(zMsg, "std::") || strstr(zMsg, "bad_alloc")) return "an unclear error";
   if (eFault == F_MALLOC && ePrimary == SQLITE_NOMEM) return 0;
   if (eFault == F_IO && ePrimary == SQLITE_IOERR) return 0;
