@@ -55,6 +55,7 @@
 typedef sqlite3_int64 i64;
 
 #define DIM 8
+#define NBASE 200 /* rows in a prepared file's snapshot */
 #define KK 10
 #define NQ 3
 
@@ -324,10 +325,11 @@ static void ledger_load(sqlite3 *db, Ledger *p) {
 }
 
 /**************************************************************************************************
-** The prepared files, one table t each, with a declared column grp: rows 1..300 in a snapshot, then in the log
-** inserts 301..320, deletes of 2 and 3, a new vector for 9, a new grp for 10 and inserts 321..330 (separate
-** commits). "flatlog" instead holds 990 log entries after its snapshot (grp rewritten three times over, then
-** 90 more), so that a commit of a few changes crosses the log threshold (1000) and writes a snapshot. "wal" is
+** The prepared files, one table t each, with a declared column grp: rows 1..NBASE in a snapshot, then in the log
+** 20 inserts, deletes of 2 and 3, a new vector for 9, a new grp for 10 and 10 more inserts (separate
+** commits). "flatlog" instead holds 990 log entries after its snapshot (grp rewritten, row after row, in commits
+** that each stay under the threshold), so that a commit of a few changes crosses the log threshold (1000) and
+** writes a snapshot. "wal" is
 ** "flat" in WAL mode. The Flat tables embed text with test_embed(), an application function every connection
 ** of this suite registers.
 */
@@ -401,17 +403,17 @@ static void make_base(int eBase) {
   if (eBase == B_WAL) tu_expect_text(db, "PRAGMA journal_mode = WAL", "wal");
   tu_exec_fmt(db, "CREATE VIRTUAL TABLE t USING vecstore(%s)", azBaseDecl[eBase]);
   tu_exec(db, "BEGIN");
-  for (i64 r = 1; r <= 300; r++) put_row(db, r, r, r % 5);
+  for (i64 r = 1; r <= NBASE; r++) put_row(db, r, r, r % 5);
   tu_exec(db, "COMMIT");
   if (eBase == B_IVF) tu_exec(db, "INSERT INTO t(t) VALUES ('train')");
   tu_exec(db, "INSERT INTO t(t) VALUES ('optimize')");
   if (eBase == B_FLATLOG) {
-    for (int i = 0; i < 3; i++) tu_exec(db, "UPDATE t SET grp = grp + 1");
-    tu_exec(db, "UPDATE t SET grp = grp + 1 WHERE rowid <= 90");
+    for (int i = 0; i < 990 / NBASE; i++) tu_exec(db, "UPDATE t SET grp = grp + 1");
+    tu_exec_fmt(db, "UPDATE t SET grp = grp + 1 WHERE rowid <= %d", 990 % NBASE);
     assert_int_equal(tu_int(db, "SELECT count(*) FROM t_log"), 990);
   } else {
     tu_exec(db, "BEGIN");
-    for (i64 r = 301; r <= 320; r++) put_row(db, r, r, r % 5);
+    for (i64 r = NBASE + 1; r <= NBASE + 20; r++) put_row(db, r, r, r % 5);
     tu_exec(db, "COMMIT");
     tu_exec(db, "DELETE FROM t WHERE rowid IN (2, 3)");
     float a[DIM];
@@ -422,7 +424,7 @@ static void make_base(int eBase) {
     sqlite3_finalize(pStmt);
     tu_exec(db, "UPDATE t SET grp = 7 WHERE rowid = 10");
     tu_exec(db, "BEGIN");
-    for (i64 r = 321; r <= 330; r++) put_row(db, r, r, r % 5);
+    for (i64 r = NBASE + 21; r <= NBASE + 30; r++) put_row(db, r, r, r % 5);
     tu_exec(db, "COMMIT");
     assert_true(tu_int(db, "SELECT count(*) FROM t_log") >= 30);
   }
