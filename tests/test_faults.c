@@ -715,24 +715,24 @@ static const Step aMmr[] = {
      S_QUERY, 0, 1},
     {0, 0, 0, 0}};
 
-#define O_OPEN 1    /* the operation opens the connection and loads vecstore itself */
-#define O_VTAB 16   /* with O_OPEN: the connection is opened, vecstore loaded and the schema read before the fault is
-                    ** armed (that part does not depend on the table; the flat case covers it) */
-#define O_WARM 2    /* a search loads the index before the fault is armed */
-#define O_INMEM 4   /* declared-column searches take the in-memory path (VECSTORE_TEST_FILTER_IN_MEMORY) */
-#define O_IO 8      /* also under I/O faults */
-#define O_CATCHUP 32 /* after the warm-up another connection commits: the operation's search first catches up */
+#define O_OPEN 1      /* the operation opens the connection and loads vecstore itself */
+#define O_WARM 2      /* a search loads the index before the fault is armed */
+#define O_INMEM 4     /* declared-column searches take the in-memory path (VECSTORE_TEST_FILTER_IN_MEMORY) */
+#define O_IO 8        /* also under I/O faults */
+#define O_VTAB 16     /* with O_OPEN: the connection is opened, vecstore loaded and the schema read before the fault
+                      ** is armed (that part does not depend on the table; the flat case covers it) */
+#define O_CATCHUP 32  /* after the warm-up another connection commits: the operation's search first catches up */
 #define O_NOMALLOC 64 /* only under I/O faults */
-#define O_DROP 512   /* the operation drops the table: when it succeeds, the table and its shadow tables are gone */
+#define O_TRANSIENT 128 /* allocations fail once only: an embedder's first use makes about 940 allocations, most of
+                        ** them SQLite's own (pragma_function_list); the one vecstore must handle is among them, so
+                        ** every point is tried, but the persistent mode would add 6 s for little */
+#define O_DROP 512    /* the operation drops the table: when it succeeds, the table and its shadow tables are gone */
 #define O_RENAME 1024 /* the operation may leave the table named u: the checks rename it back first */
-#define O_TRANSIENT 128 /* allocations fail once only: an embedder's first use makes about 940 allocations, most of them
-                         ** SQLite's own (pragma_function_list); the one vecstore must handle is one of them, so every
-                         ** point is tried, but the persistent mode would add 6 s for little */
-#define O_SNAPSHOT 4096 /* the commit writes a snapshot (checked after the run without faults) */
 #define O_SPARSE 2048 /* every 7th failure point only (7, not 8: per-row allocations repeat with even periods), for
-                       ** operations of hundreds or thousands of allocations that are SQLite's own or repeat per row:
-                       ** ALTER TABLE (7,400, its schema rewrite: 100 s for all), integrity-check (1,700, mostly per
-                       ** row: 22 s), DROP TABLE (400) */
+                      ** operations of hundreds or thousands of allocations that are SQLite's own or repeat per row:
+                      ** ALTER TABLE (7,400, its schema rewrite: 100 s for all), integrity-check (1,700, mostly per
+                      ** row: 22 s), DROP TABLE (400) */
+#define O_SNAPSHOT 4096 /* the commit writes a snapshot (checked after the run without faults) */
 
 typedef struct Op {
   const char *zName;
@@ -1150,30 +1150,39 @@ static void run_op(const Op *pOp) {
   free(zBaseline);
 }
 
-#define OP_TEST(zFn, i)                                                                                           \
+/* The operation named zName. */
+static const Op *op_named(const char *zName) {
+  for (size_t i = 0; i < sizeof(aOp) / sizeof(aOp[0]); i++) {
+    if (strcmp(aOp[i].zName, zName) == 0) return &aOp[i];
+  }
+  fail_msg("no operation '%s'", zName);
+  return 0;
+}
+
+#define OP_TEST(zFn, zName)                                                                                       \
   static void zFn(void **state) {                                                                                \
     (void)state;                                                                                                 \
     crash_reports_on();                                                                                          \
-    run_op(&aOp[i]);                                                                                             \
+    run_op(op_named(zName));                                                                                     \
   }
-OP_TEST(test_open_flat, 0)
-OP_TEST(test_connect_hnsw, 1)
-OP_TEST(test_connect_ivf, 2)
-OP_TEST(test_commit_log, 3)
-OP_TEST(test_commit_cold, 4)
-OP_TEST(test_embedder, 5)
-OP_TEST(test_commit_wal, 6)
-OP_TEST(test_commit_snapshot, 7)
-OP_TEST(test_savepoint, 8)
-OP_TEST(test_optimize, 9)
-OP_TEST(test_rebuild, 10)
-OP_TEST(test_switch_index, 11)
-OP_TEST(test_filtered, 12)
-OP_TEST(test_filtered_in_memory, 13)
-OP_TEST(test_catchup, 14)
-OP_TEST(test_mmr, 15)
-OP_TEST(test_drop, 16)
-OP_TEST(test_check, 18)
+OP_TEST(test_open_flat, "open+search flat")
+OP_TEST(test_connect_hnsw, "connect+search hnsw")
+OP_TEST(test_connect_ivf, "connect+search ivf")
+OP_TEST(test_commit_log, "commit to the log")
+OP_TEST(test_commit_cold, "cold commit")
+OP_TEST(test_embedder, "insert through an embedder function")
+OP_TEST(test_commit_wal, "commit to the log, wal")
+OP_TEST(test_commit_snapshot, "commit writing a snapshot")
+OP_TEST(test_savepoint, "rollback to a savepoint")
+OP_TEST(test_optimize, "optimize")
+OP_TEST(test_rebuild, "rebuild")
+OP_TEST(test_switch_index, "switch index ivf to flat")
+OP_TEST(test_filtered, "filtered search")
+OP_TEST(test_filtered_in_memory, "filtered search in memory ivf")
+OP_TEST(test_catchup, "catch-up filtered search in memory")
+OP_TEST(test_mmr, "mmr")
+OP_TEST(test_drop, "drop table")
+OP_TEST(test_check, "integrity-check")
 
 /* ALTER TABLE RENAME of a table with declared columns fails even without faults: vs_storage_rename drops the old
 ** indexes of the declared columns (<old>_docs_<column>) to create them under the new name, and SQLite refuses to
@@ -1197,7 +1206,7 @@ static void test_rename(void **state) {
     sqlite3_free(zErr);
     skip();
   }
-  run_op(&aOp[17]);
+  run_op(op_named("rename"));
 }
 
 static int group_setup(void **state) {
