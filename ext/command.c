@@ -39,21 +39,21 @@ static int check_vector(void *pArg, i64 iRowid, const float *aVec) {
   return SQLITE_OK;
 }
 
-/* The snapshot must not only match its checksum but also parse as an index of this table. */
+/* The snapshot must not only match its checksum but also parse as an index of this table. Only SQLITE_CORRUPT says
+** that it does not: running out of memory while reading it is no damage. */
 static int parse_snapshot(void *pCtx, const VsSnapIn *pIn, i64 nByte, char **pzErr) {
   VsTable *pTab = (VsTable *)pCtx;
   VsIndex *pIdx = 0;
   int rc = vs_index_read(pIn, nByte, pTab->pCfg->nDim, pTab->pCfg->eMetric, &pIdx, pzErr);
   vs_index_free(pIdx);
-  if (rc != SQLITE_OK) {
+  if (rc == SQLITE_CORRUPT) {
     char *zWhy = *pzErr ? sqlite3_mprintf("%s", *pzErr + 10) : 0; /* without "vecstore: " */
     vs_error(pzErr, "integrity-check failed: the index snapshot in %s_snapshot cannot be read (%s); run "
              "INSERT INTO %s(%s) VALUES ('rebuild')", pTab->pCfg->zName, zWhy ? zWhy : "unknown error",
              pTab->pCfg->zName, pTab->pCfg->zName);
     sqlite3_free(zWhy);
-    return SQLITE_CORRUPT;
   }
-  return SQLITE_OK;
+  return rc;
 }
 
 /* Runs zTemplate (vs_storage_prepare syntax) and returns its first row in *ppStmt (SQLITE_ROW), or SQLITE_DONE with
@@ -325,7 +325,8 @@ static int restore_config(VsTable *pTab) {
     if (rc == SQLITE_OK) rc = rc2;
   }
   if (rc != SQLITE_OK) {
-    vs_error(&pTab->base.zErrMsg, "writing the table configuration failed: %s", sqlite3_errmsg(pTab->db));
+    vs_error(&pTab->base.zErrMsg, "writing the table configuration failed: %s",
+             rc == SQLITE_NOMEM ? "out of memory" : sqlite3_errmsg(pTab->db));
   }
   return rc;
 }
@@ -347,7 +348,9 @@ int vs_command(VsTable *pTab, sqlite3_value *pCommand) {
   if (sqlite3_stricmp(z, "integrity-check") == 0) {
     int rc = integrity_check(pTab);
     /* a failure without a message of its own (a shadow table dropped by hand...) still names the check */
-    if (rc != SQLITE_OK && *pzErr == 0) vs_error(pzErr, "integrity-check failed: %s", sqlite3_errmsg(pTab->db));
+    if (rc != SQLITE_OK && *pzErr == 0) {
+      vs_error(pzErr, "integrity-check failed: %s", rc == SQLITE_NOMEM ? "out of memory" : sqlite3_errmsg(pTab->db));
+    }
     return rc;
   }
   if (sqlite3_strnicmp(z, "index=", 6) == 0) return set_index(pTab, z + 6);

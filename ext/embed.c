@@ -150,26 +150,30 @@ int vs_embed_register(sqlite3 *db) {
 static int prepare_embedder(VsTable *pTab, const char *zFn, char **pzErr) {
   sqlite3_stmt *pFlags = 0;
   int bDirectOnly = 0, bInnocuous = 0;
+  int rc = SQLITE_OK;
   if (sqlite3_prepare_v2(pTab->db, "SELECT flags FROM pragma_function_list WHERE name = ?1 COLLATE NOCASE AND "
                          "narg IN (1, -1)", -1, &pFlags, 0) == SQLITE_OK) {
     sqlite3_bind_text(pFlags, 1, zFn, -1, SQLITE_STATIC);
     int bAll = 1; /* innocuous only when every registration of the name is */
-    while (sqlite3_step(pFlags) == SQLITE_ROW) {
+    while ((rc = sqlite3_step(pFlags)) == SQLITE_ROW) {
       int flags = sqlite3_column_int(pFlags, 0);
       if (flags & SQLITE_DIRECTONLY) bDirectOnly = 1;
       bAll = bAll && (flags & SQLITE_INNOCUOUS);
       bInnocuous = bAll;
     }
+    if (rc == SQLITE_DONE) rc = SQLITE_OK;
   }
   sqlite3_finalize(pFlags);
+  /* A statement that failed (out of memory, an I/O error) may have rolled the transaction back: never go on. */
+  if (rc != SQLITE_OK) return rc;
   if (bDirectOnly) {
     vs_error(pzErr, "embedder '%s' is a direct-only SQL function (SQLITE_DIRECTONLY): the table definition may not "
              "call it", zFn);
     return SQLITE_ERROR;
   }
   char *zSql = sqlite3_mprintf("SELECT \"%w\"(?1)%s", zFn, bInnocuous ? VS_EMBED_INNOCUOUS : "");
-  int rc = zSql ? sqlite3_prepare_v3(pTab->db, zSql, -1, SQLITE_PREPARE_PERSISTENT, &pTab->pEmbedStmt, 0)
-                : SQLITE_NOMEM;
+  rc = zSql ? sqlite3_prepare_v3(pTab->db, zSql, -1, SQLITE_PREPARE_PERSISTENT, &pTab->pEmbedStmt, 0)
+            : SQLITE_NOMEM;
   sqlite3_free(zSql);
   return rc;
 }
@@ -203,7 +207,9 @@ static int embed_with_function(VsTable *pTab, const char *zFn, sqlite3_value *pT
       rc = SQLITE_ERROR;
     }
   }
-  if (rc != SQLITE_OK && *pzErr == 0) vs_error(pzErr, "embedder '%s' failed: %s", zFn, sqlite3_errmsg(pTab->db));
+  if (rc != SQLITE_OK && *pzErr == 0) {
+    vs_error(pzErr, "embedder '%s' failed: %s", zFn, rc == SQLITE_NOMEM ? "out of memory" : sqlite3_errmsg(pTab->db));
+  }
   if (pStmt) {
     sqlite3_reset(pStmt);
     sqlite3_clear_bindings(pStmt);

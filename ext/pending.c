@@ -110,11 +110,13 @@ int vs_pending_savepoint(VsPending *p, int iLevel) {
   return SQLITE_OK;
 }
 
-/* ROLLBACK TO level iLevel: ops since it began are undone; the savepoint itself stays open. A level the table
-** never saw began before the table's first change, so everything goes. */
+/* ROLLBACK TO level iLevel: ops since it began are undone; the savepoint itself stays open. Every level is recorded
+** (the ones open when the table joined too: SQLite reports the newest at xBegin), except one whose xSavepoint ran
+** out of memory. SQLite still rolls back to that one (the statement savepoint of a statement that then failed): it
+** began at the current position, so nothing goes. */
 void vs_pending_rollback_to(VsPending *p, int iLevel) {
   i64 nKeep = (iLevel >= 0 && iLevel < p->nSave) ? p->aSave[iLevel] : 0;
-  if (iLevel >= p->nSave && p->nSave > 0) nKeep = p->nOp; /* a level opened after our last change */
+  if (iLevel >= p->nSave) nKeep = p->nOp; /* a level not recorded: opened after our last change */
   truncate_ops(p, nKeep);
   if (iLevel >= 0 && iLevel < p->nSave) p->nSave = iLevel + 1;
 }

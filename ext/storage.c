@@ -158,8 +158,12 @@ static int exec_template(sqlite3 *db, const VsConfig *pCfg, const char *zTemplat
   return rc;
 }
 
+/* Names a failure in *pzErr (unless it holds a message): "<zWhat>: <SQLite's message>", or "out of memory" for
+** SQLITE_NOMEM, which may be vecstore's own allocation (SQLite's message would then be "not an error"). */
 static int db_error(sqlite3 *db, int rc, char **pzErr, const char *zWhat) {
-  if (rc != SQLITE_OK && pzErr && *pzErr == 0) vs_error(pzErr, "%s: %s", zWhat, sqlite3_errmsg(db));
+  if (rc != SQLITE_OK && pzErr && *pzErr == 0) {
+    vs_error(pzErr, "%s: %s", zWhat, rc == SQLITE_NOMEM ? "out of memory" : sqlite3_errmsg(db));
+  }
   return rc;
 }
 
@@ -755,6 +759,12 @@ static size_t snap_read(void *pCtx, void *aOut, size_t n) {
   return nCopy;
 }
 
+/* Did a step fail (out of memory, an I/O error)? That is the error to report, not a damaged snapshot: the failed
+** statement may have rolled the transaction back, which the caller must not go on as if nothing happened. */
+static int snap_failed(const SnapReader *r) {
+  return r->rcStep != SQLITE_OK && r->rcStep != SQLITE_ROW && r->rcStep != SQLITE_DONE;
+}
+
 /* After the stream has stepped through every chunk: do they match what the commit recorded? */
 static int snap_matches(const SnapReader *r) {
   return r->bEof && r->rcStep == SQLITE_DONE && !r->bOutOfOrder && r->iChunk == r->nChunk &&
@@ -801,6 +811,7 @@ static int snap_seal(void *pCtx, char **pzErr) {
   size_t nGot = snap_read_chunks(r, aRest, (size_t)nRest + 1); /* one byte more: it must find the end */
   if ((i64)nGot != nRest || !snap_matches(r)) {
     sqlite3_free(aRest);
+    if (snap_failed(r)) return db_error(r->p->db, r->rcStep, pzErr, "reading the index snapshot failed");
     return snap_damaged(r->p, r->nChunk, r->nByte, pzErr);
   }
   r->aRest = aRest;
@@ -835,11 +846,16 @@ int vs_storage_snapshot_read(VsStorage *p, int (*xRead)(void *, const VsSnapIn *
     ** wins over the reader's, as when every chunk was checked first. */
     while (snap_next_chunk(&r)) {
     }
-    if (!snap_matches(&r)) {
+    if (!snap_matches(&r) && !snap_failed(&r)) {
       sqlite3_free(*pzErr);
       *pzErr = 0;
       rc = snap_damaged(p, nChunk, nByte, pzErr);
     }
+  }
+  if (snap_failed(&r)) {
+    sqlite3_free(*pzErr);
+    *pzErr = 0;
+    rc = db_error(p->db, r.rcStep, pzErr, "reading the index snapshot failed");
   }
   int rcReset = sqlite3_reset(r.pStmt);
   sqlite3_free(r.aRest);

@@ -31,6 +31,9 @@ static int declare(sqlite3 *db, const VsConfig *pCfg) {
 
 static void table_free(VsTable *pTab) {
   if (pTab == 0) return;
+  /* SQLite takes a method's error message only after the methods it reports errors of: not after xDestroy (nor
+  ** xSavepoint, xRelease, xRollbackTo), whose message stays here until a later method's error replaces it. */
+  sqlite3_free(pTab->base.zErrMsg);
   vs_index_free(pTab->pIdx);
   vs_pending_clear(&pTab->pending);
   vs_i64map_clear(&pTab->written);
