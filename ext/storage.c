@@ -167,14 +167,33 @@ static int db_error(sqlite3 *db, int rc, char **pzErr, const char *zWhat) {
   return rc;
 }
 
-/* One index per declared column, named <table>_docs_<column>, so pre-filters are index lookups. */
+/* One index per declared column, named <table>_docs_<column>, so pre-filters are index lookups; nothing depends on
+** the name. ALTER TABLE RENAME cannot rename an index, and SQLite refuses to drop one while it runs the ALTER TABLE
+** or a CREATE VIRTUAL TABLE, so a rename creates the indexes under the new name and leaves the old ones to the
+** renamed table (a second index on each column, dropped with it); a table created later under the old name whose
+** index name is taken by such a leftover uses <table>_docs_<column>_2 (or _3, ...). */
 static int create_column_indexes(sqlite3 *db, const char *zDb, const char *zName, int nCol, const VsColumn *aCol) {
   int rc = SQLITE_OK;
   for (int i = 0; rc == SQLITE_OK && i < nCol; i++) {
-    char *zSql = sqlite3_mprintf("CREATE INDEX \"%w\".\"%w_docs_%w\" ON \"%w_docs\"(\"%w\")", zDb, zName,
-                                 aCol[i].zName, zName, aCol[i].zName);
-    rc = zSql ? sqlite3_exec(db, zSql, 0, 0, 0) : SQLITE_NOMEM;
+    char *zIndex = sqlite3_mprintf("%s_docs_%s", zName, aCol[i].zName);
+    for (int iTry = 2; rc == SQLITE_OK && zIndex; iTry++) {
+      char *zSql = sqlite3_mprintf("SELECT 1 FROM \"%w\".sqlite_schema WHERE name = %Q", zDb, zIndex);
+      sqlite3_stmt *pStmt = 0;
+      rc = zSql ? sqlite3_prepare_v2(db, zSql, -1, &pStmt, 0) : SQLITE_NOMEM;
+      sqlite3_free(zSql);
+      int bTaken = rc == SQLITE_OK && sqlite3_step(pStmt) == SQLITE_ROW;
+      if (rc == SQLITE_OK) rc = sqlite3_finalize(pStmt);
+      if (rc != SQLITE_OK || !bTaken) break;
+      sqlite3_free(zIndex);
+      zIndex = sqlite3_mprintf("%s_docs_%s_%d", zName, aCol[i].zName, iTry);
+    }
+    if (rc == SQLITE_OK && zIndex == 0) rc = SQLITE_NOMEM;
+    char *zSql = rc == SQLITE_OK ? sqlite3_mprintf("CREATE INDEX \"%w\".\"%w\" ON \"%w_docs\"(\"%w\")", zDb,
+                                                   zIndex, zName, aCol[i].zName)
+                                 : 0;
+    if (rc == SQLITE_OK) rc = zSql ? sqlite3_exec(db, zSql, 0, 0, 0) : SQLITE_NOMEM;
     sqlite3_free(zSql);
+    sqlite3_free(zIndex);
   }
   return rc;
 }
@@ -269,11 +288,7 @@ int vs_storage_rename(VsStorage *p, const char *zNew, char **pzErr) {
     rc = zSql ? sqlite3_exec(p->db, zSql, 0, 0, 0) : SQLITE_NOMEM;
     sqlite3_free(zSql);
   }
-  for (int i = 0; rc == SQLITE_OK && i < p->nCol; i++) {
-    char *zSql = sqlite3_mprintf("DROP INDEX IF EXISTS \"%w\".\"%w_docs_%w\"", p->zDb, p->zName, p->aCol[i].zName);
-    rc = zSql ? sqlite3_exec(p->db, zSql, 0, 0, 0) : SQLITE_NOMEM;
-    sqlite3_free(zSql);
-  }
+  /* The old indexes stay (SQLite refuses DROP INDEX during ALTER TABLE): see create_column_indexes. */
   if (rc == SQLITE_OK) rc = create_column_indexes(p->db, p->zDb, zNew, p->nCol, p->aCol);
   if (rc == SQLITE_OK) rc = vs_config_set_string(&p->zName, zNew);
   return db_error(p->db, rc, pzErr, "renaming the shadow tables failed");

@@ -662,6 +662,37 @@ static void test_attached_create(void **state) {
 ** DROP, RENAME, defensive mode.
 */
 
+/* ALTER TABLE RENAME of a table with declared columns (it failed with "database table is locked": the old
+** columns' indexes were dropped while SQLite ran the ALTER TABLE), then a new table under the old name, whose
+** index names the renamed table still holds; filters on both, integrity-check, DROP of either. */
+static void test_rename_declared_columns(void **state) {
+  (void)state;
+  sqlite3 *db = tu_open_fresh("rename_cols.db");
+  tu_exec(db, "CREATE VIRTUAL TABLE a USING vecstore(dim = 2, page INTEGER, source TEXT)");
+  tu_exec(db, "INSERT INTO a(rowid, embedding, page, source) VALUES (1, '[1, 0]', 1, 'x'), (2, '[0, 1]', 2, 'y'), "
+              "(3, '[1, 1]', 1, 'y')");
+  tu_exec(db, "ALTER TABLE a RENAME TO b");
+  tu_expect_rows(db, "SELECT rowid FROM b WHERE embedding MATCH '[1, 0]' AND page = 1 AND k = 5", ",", "%g", "1,3");
+  tu_expect_rows(db, "SELECT rowid FROM b WHERE source = 'y'", ",", "%g", "2,3");
+  tu_exec(db, "INSERT INTO b(b) VALUES ('integrity-check')");
+  tu_exec(db, "CREATE VIRTUAL TABLE a USING vecstore(dim = 2, page INTEGER, source TEXT)");
+  tu_exec(db, "INSERT INTO a(rowid, embedding, page, source) VALUES (7, '[1, 0]', 1, 'z')");
+  tu_expect_rows(db, "SELECT rowid FROM a WHERE embedding MATCH '[1, 0]' AND page = 1 AND k = 5", ",", "%g", "7");
+  tu_expect_rows(db, "SELECT rowid FROM b WHERE embedding MATCH '[1, 0]' AND page = 1 AND k = 5", ",", "%g", "1,3");
+  /* Each declared column of each table has an index on that table. */
+  tu_expect_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'a_docs' AND sql LIKE "
+                    "'%(\"page\")'", 1);
+  tu_expect_int(db, "SELECT count(*) > 0 FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'b_docs' AND sql "
+                    "LIKE '%(\"source\")'", 1);
+  tu_exec(db, "INSERT INTO a(a) VALUES ('integrity-check'); INSERT INTO b(b) VALUES ('integrity-check')");
+  tu_exec(db, "ALTER TABLE b RENAME TO c");
+  tu_expect_rows(db, "SELECT rowid FROM c WHERE source = 'y'", ",", "%g", "2,3");
+  tu_exec(db, "DROP TABLE c");
+  tu_expect_int(db, "SELECT count(*) FROM sqlite_schema WHERE tbl_name NOT LIKE 'a%'", 0);
+  tu_expect_rows(db, "SELECT rowid FROM a WHERE source = 'z'", ",", "%g", "7");
+  tu_close_remove(db, "rename_cols.db");
+}
+
 static void test_drop_and_rename(void **state) {
   (void)state;
   char *zPath = tu_path("rename.db");
@@ -2283,6 +2314,7 @@ int main(void) {
       cmocka_unit_test(test_persist_hnsw),
       cmocka_unit_test(test_attached_create),
       cmocka_unit_test(test_drop_and_rename),
+      cmocka_unit_test(test_rename_declared_columns),
       cmocka_unit_test(test_defensive),
       cmocka_unit_test(test_two_connections_wal),
       cmocka_unit_test(test_two_connections_journal),
