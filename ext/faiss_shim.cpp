@@ -603,19 +603,22 @@ int vs_faiss_check_structure(FaissIndex_H *pIndex, char **pzErr) {
 **   [offsets] uint64 n, n uint64         (bit 0)
 **   [neighbors] uint64 n, n int32        (bit 0)
 **   [codes]   uint64 n, n bytes          (bit 1)
+**   [lists]   uint64 nlist, uint64 code_size, then per list: uint64 n, n int64 ids, n * code_size bytes (bit 2:
+**             an IVF index's inverted lists; files written before this bit read as they are, Faiss reading them)
 **   Faiss's write_index of the index, those arrays empty and the flat index's ntotal 0
 **
 ** The flags are those of the index's type (behind any IndexPreTransform): a mismatch is a damaged snapshot.
 */
 namespace {
 
-enum { kGraph = 1, kCodes = 2 };
+enum { kGraph = 1, kCodes = 2, kLists = 4 };
 
 /* The arrays of an index that the snapshot stores itself. */
 struct Parts {
   faiss::IndexHNSW *hnsw = nullptr;
   faiss::IndexFlatCodes *flat = nullptr; /* the index itself, or the HNSW index's storage */
-  uint32_t flags() const { return (hnsw ? kGraph : 0) | (flat ? kCodes : 0); }
+  faiss::ArrayInvertedLists *lists = nullptr; /* an IVF index's lists */
+  uint32_t flags() const { return (hnsw ? kGraph : 0) | (flat ? kCodes : 0) | (lists ? kLists : 0); }
 };
 
 Parts parts_of(faiss::Index *index) {
@@ -626,6 +629,7 @@ Parts parts_of(faiss::Index *index) {
     index = hnsw->storage;
   }
   p.flat = dynamic_cast<faiss::IndexFlatCodes *>(index);
+  if (auto ivf = dynamic_cast<faiss::IndexIVF *>(index)) p.lists = dynamic_cast<faiss::ArrayInvertedLists *>(ivf->invlists);
   return p;
 }
 
@@ -638,7 +642,15 @@ struct Detached {
   std::vector<faiss::HNSW::storage_idx_t> neighbors;
   std::vector<uint8_t> codes;
   faiss::Index::idx_t ntotal = 0;
-  explicit Detached(const Parts &parts) : p(parts) { exchange(); }
+  std::vector<std::vector<uint8_t>> listCodes; /* one per list: the lists themselves stay, emptied */
+  std::vector<std::vector<faiss::Index::idx_t>> listIds;
+  explicit Detached(const Parts &parts) : p(parts) {
+    if (p.lists) {
+      listCodes.resize(p.lists->nlist);
+      listIds.resize(p.lists->nlist);
+    }
+    exchange();
+  }
   ~Detached() { exchange(); }
   /* Swaps the arrays (and the flat ntotal) between the index and this object: detaches, or puts back. */
   void exchange() {
@@ -650,6 +662,10 @@ struct Detached {
     if (p.flat) {
       codes.swap(p.flat->codes);
       std::swap(ntotal, p.flat->ntotal);
+    }
+    for (size_t i = 0; p.lists && i < p.lists->nlist; i++) {
+      listCodes[i].swap(p.lists->codes[i]);
+      listIds[i].swap(p.lists->ids[i]);
     }
   }
 };
@@ -709,6 +725,57 @@ bool read_array(SectionReader &r, std::vector<T> &v, vs_i64 nLabel, const char *
   return n == 0 || r.read(v.data(), (size_t)n * sizeof(T));
 }
 
+/* Reads the lists section into per-list vectors with an eighth more room (plus 16 entries) each, so that the first
+** commits after a load append without reallocating and first-touching a whole list. Counts are checked against
+** the bytes left before anything is allocated. */
+bool read_lists(SectionReader &r, std::vector<std::vector<faiss::Index::idx_t>> &ids,
+                std::vector<std::vector<uint8_t>> &codes, uint64_t *pnCodeSize, uint64_t *pnTotal) {
+  uint64_t head[2];
+  if (!r.read(head, sizeof(head))) return false;
+  uint64_t nList = head[0], nCodeSize = head[1];
+  if (nList == 0 || nList > r.nLeft / sizeof(uint64_t) || nCodeSize == 0 || nCodeSize > (1u << 20)) {
+    r.err = "the index snapshot is damaged: its inverted lists claim " + std::to_string(nList) + " lists of " +
+            std::to_string(nCodeSize) + "-byte codes";
+    return false;
+  }
+  ids.resize(nList);
+  codes.resize(nList);
+  uint64_t nTotal = 0;
+  for (uint64_t i = 0; i < nList; i++) {
+    uint64_t n = 0;
+    if (!r.read(&n, sizeof(n))) return false;
+    if (n > r.nLeft / (sizeof(faiss::Index::idx_t) + nCodeSize)) {
+      r.err = "the index snapshot is damaged: inverted list " + std::to_string(i) + " claims " + std::to_string(n) +
+              " entries, more than it holds";
+      return false;
+    }
+    ids[i].reserve(n + n / 8 + 16);
+    codes[i].reserve((n + n / 8 + 16) * nCodeSize);
+    ids[i].resize(n);
+    codes[i].resize(n * nCodeSize);
+    if (n > 0 && (!r.read(ids[i].data(), n * sizeof(faiss::Index::idx_t)) || !r.read(codes[i].data(), n * nCodeSize))) {
+      return false;
+    }
+    nTotal += n;
+  }
+  *pnCodeSize = nCodeSize;
+  *pnTotal = nTotal;
+  return true;
+}
+
+bool lists_nonempty(const faiss::ArrayInvertedLists *lists) {
+  for (size_t i = 0; i < lists->nlist; i++) {
+    if (!lists->ids[i].empty() || !lists->codes[i].empty()) return true;
+  }
+  return false;
+}
+
+/* The index behind any IndexPreTransform (the IVF index whose lists Parts found). */
+faiss::Index *ivf_of(faiss::Index *index) {
+  while (auto pt = dynamic_cast<faiss::IndexPreTransform *>(index)) index = pt->index;
+  return index;
+}
+
 }  // namespace
 
 int vs_faiss_snapshot_write(FaissIndex_H *pIndex, FILE *f, char **pzErr) {
@@ -722,6 +789,16 @@ int vs_faiss_snapshot_write(FaissIndex_H *pIndex, FILE *f, char **pzErr) {
            write_array(f, p.hnsw->hnsw.neighbors);
     }
     if (ok && p.flat) ok = write_array(f, p.flat->codes);
+    if (ok && p.lists) {
+      uint64_t head[2] = {p.lists->nlist, p.lists->code_size};
+      ok = fwrite(head, sizeof(head), 1, f) == 1;
+      for (size_t i = 0; ok && i < p.lists->nlist; i++) {
+        uint64_t n = p.lists->ids[i].size();
+        ok = fwrite(&n, sizeof(n), 1, f) == 1 &&
+             (n == 0 || (fwrite(p.lists->ids[i].data(), sizeof(faiss::Index::idx_t), n, f) == n &&
+                         fwrite(p.lists->codes[i].data(), p.lists->code_size, n, f) == n));
+      }
+    }
     if (!ok) {
       set_error(pzErr, "writing the index snapshot failed");
       return SQLITE_ERROR;
@@ -743,9 +820,12 @@ int vs_faiss_snapshot_read(const VsSnapIn *pIn, vs_i64 nAvail, vs_i64 nLabel, Fa
     std::vector<size_t> offsets;
     std::vector<faiss::HNSW::storage_idx_t> neighbors;
     std::vector<uint8_t> codes;
+    std::vector<std::vector<faiss::Index::idx_t>> listIds;
+    std::vector<std::vector<uint8_t>> listCodes;
+    uint64_t nListTotal = 0, nCodeSize = 0;
     uint32_t flags = 0;
     bool ok = r.read(&flags, sizeof(flags));
-    if (ok && (flags & ~(uint32_t)(kGraph | kCodes)) != 0) {
+    if (ok && (flags & ~(uint32_t)(kGraph | kCodes | kLists)) != 0) {
       r.err = "the index snapshot is damaged: unknown flags " + std::to_string(flags);
       ok = false;
     }
@@ -754,6 +834,7 @@ int vs_faiss_snapshot_read(const VsSnapIn *pIn, vs_i64 nAvail, vs_i64 nLabel, Fa
            read_array(r, neighbors, nLabel, "HNSW neighbors");
     }
     if (ok && (flags & kCodes)) ok = read_array(r, codes, nLabel, "codes");
+    if (ok && (flags & kLists)) ok = read_lists(r, listIds, listCodes, &nCodeSize, &nListTotal);
     if (!ok) {
       set_error(pzErr, r.err);
       return SQLITE_CORRUPT;
@@ -771,7 +852,9 @@ int vs_faiss_snapshot_read(const VsSnapIn *pIn, vs_i64 nAvail, vs_i64 nLabel, Fa
     }
     Parts p = parts_of(index.get());
     std::string problem;
-    if (p.flags() != flags) {
+    /* An IVF snapshot written before vecstore stored the lists itself: Faiss has read them. */
+    uint32_t expect = (flags & kLists) ? p.flags() : (p.flags() & ~(uint32_t)kLists);
+    if (expect != flags) {
       problem = "its stored arrays do not match its index type";
     } else if (p.hnsw && (!p.hnsw->hnsw.levels.empty() || !p.hnsw->hnsw.offsets.empty() ||
                           !p.hnsw->hnsw.neighbors.empty())) {
@@ -780,6 +863,11 @@ int vs_faiss_snapshot_read(const VsSnapIn *pIn, vs_i64 nAvail, vs_i64 nLabel, Fa
       problem = "it stores the codes twice";
     } else if (p.flat && (p.flat->code_size == 0 ? !codes.empty() : codes.size() % p.flat->code_size != 0)) {
       problem = "its codes are not a whole number of vectors";
+    } else if ((flags & kLists) && (p.lists->nlist != listIds.size() || p.lists->code_size != nCodeSize)) {
+      problem = "its inverted lists do not match the index (list count or code size)";
+    } else if ((flags & kLists) && (lists_nonempty(p.lists) ||
+                                     nListTotal != (uint64_t)static_cast<faiss::IndexIVF *>(ivf_of(index.get()))->ntotal)) {
+      problem = "its inverted lists are stored twice or do not hold the index's vectors";
     }
     if (!problem.empty()) {
       set_error(pzErr, "the index snapshot is damaged: " + problem);
@@ -793,6 +881,10 @@ int vs_faiss_snapshot_read(const VsSnapIn *pIn, vs_i64 nAvail, vs_i64 nLabel, Fa
     if (p.flat) {
       p.flat->codes.swap(codes);
       p.flat->ntotal = p.flat->code_size ? (faiss::Index::idx_t)(p.flat->codes.size() / p.flat->code_size) : 0;
+    }
+    for (size_t i = 0; (flags & kLists) && i < listIds.size(); i++) {
+      p.lists->ids[i].swap(listIds[i]);
+      p.lists->codes[i].swap(listCodes[i]);
     }
     *ppIndex = reinterpret_cast<FaissIndex_H *>(index.release());
     return SQLITE_OK;

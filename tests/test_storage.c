@@ -1721,7 +1721,7 @@ static void hand_edited(const int *aCase, int nCase) {
         v32 = 3;
         memcpy(a + iSect, &v32, 4);
         break;
-      case 11: zCase = "flags 6", zExpect = "unknown flags 6"; v32 = 6; memcpy(a + iSect, &v32, 4); break;
+      case 11: zCase = "flags 10", zExpect = "unknown flags 10"; v32 = 10; memcpy(a + iSect, &v32, 4); break;
       case 12: zCase = "truncated in the codes", zExpect = "more than it holds"; n = (int)(iCodes + nCodes / 2); break;
       case 13: { /* Faiss's part holds the 300 vectors too (ntotal at offset 8 of it, codes count at its end) */
         zCase = "codes also in Faiss's part", zExpect = "stores the codes twice";
@@ -1858,7 +1858,7 @@ static void expect_first(sqlite3 *db, const char *zTab, const float *q, int nDim
 
 typedef struct FormatCase {
   const char *zOptions;
-  uint32_t flags; /* of the section: 1 the HNSW graph, 2 the flat codes */
+  uint32_t flags; /* of the section: 1 the HNSW graph, 2 the flat codes, 4 an IVF index's lists */
   int bExact;     /* searches equal a brute force (else: equal across a reopen, own vectors found first) */
 } FormatCase;
 
@@ -1939,7 +1939,7 @@ static void test_snapshot_format_round_trip(void **state) {
       {"dim=16, index='SQ8'", 2, 0},
       {"dim=16, index='HNSW16_SQ8', search_params='efSearch=256'", 3, 0},
       {"dim=16, index='PCA8,HNSW16', search_params='efSearch=256'", 3, 0},
-      {"dim=16, index='IVF8,Flat'", 0, 0},
+      {"dim=16, index='IVF8,Flat'", 4, 0},
   };
   for (size_t i = 0; i < sizeof(aCase) / sizeof(aCase[0]); i++) format_round_trip(&aCase[i]);
 }
