@@ -17,16 +17,7 @@ static const char *const azTable[] = {"flat_l2", "hnsw_cos", "ivf_ip", "pq_l2", 
 /* Copies the fixture to tu_path(zName) and returns the copy's path (sqlite3_malloc'd). */
 static char *copy_fixture(const char *zName) {
   char *zPath = tu_path(zName);
-  tu_remove_db(zPath);
-  FILE *in = fopen(FIXTURE, "rb");
-  if (in == 0) fail_msg("cannot open %s (run the tests from the repository root)", FIXTURE);
-  FILE *out = fopen(zPath, "wb");
-  assert_non_null(out);
-  char aBuf[65536];
-  size_t n;
-  while ((n = fread(aBuf, 1, sizeof(aBuf), in)) > 0) assert_int_equal(fwrite(aBuf, 1, n, out), n);
-  fclose(in);
-  assert_int_equal(fclose(out), 0);
+  tu_copy_file(FIXTURE, zPath);
   return zPath;
 }
 

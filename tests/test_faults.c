@@ -433,20 +433,6 @@ static void make_base(int eBase) {
   close_db(db);
 }
 
-static void copy_file(const char *zFrom, const char *zTo) {
-  FILE *in = fopen(zFrom, "rb");
-  if (in == 0) fail_msg("cannot open %s", zFrom);
-  tu_remove_db(zTo);
-  FILE *out = fopen(zTo, "wb");
-  if (out == 0) fail_msg("cannot create %s", zTo);
-  char aBuf[65536];
-  size_t n;
-  while ((n = fread(aBuf, 1, sizeof(aBuf), in)) > 0) {
-    if (fwrite(aBuf, 1, n, out) != n) fail_msg("short write to %s", zTo);
-  }
-  fclose(in);
-  fclose(out);
-}
 
 /**************************************************************************************************
 ** Checks.
@@ -982,7 +968,7 @@ static int run_once(const Op *pOp, int eFault, int bPersist, i64 iFailAt, const 
   const Base *pBase = &g_aBase[pOp->eBase];
   snprintf(g_zWhere, sizeof(g_zWhere), "'%s', %s fault %s at call %lld", pOp->zName,
            bPersist ? "persistent" : "transient", azFault[eFault], iFailAt);
-  copy_file(pBase->zPath, g_zWork);
+  tu_copy_file(pBase->zPath, g_zWork);
   i64 nLiveBefore = g_f.nLive;
   Run r;
   memset(&r, 0, sizeof(r));
@@ -1192,7 +1178,7 @@ static void test_rename(void **state) {
   (void)state;
   crash_reports_on();
   snprintf(g_zWhere, sizeof(g_zWhere), "'rename' without faults");
-  copy_file(g_aBase[B_FLAT].zPath, g_zWork);
+  tu_copy_file(g_aBase[B_FLAT].zPath, g_zWork);
   sqlite3 *db = open_db(g_zWork);
   char *zErr = 0;
   int rc = sqlite3_exec(db, "ALTER TABLE t RENAME TO u", 0, 0, &zErr);

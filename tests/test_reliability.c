@@ -74,20 +74,6 @@ static char *expand(const char *zTemplate, const char *zTab) {
   return sqlite3_str_finish(p);
 }
 
-static void copy_file(const char *zFrom, const char *zTo) {
-  FILE *in = fopen(zFrom, "rb");
-  if (in == 0) fail_msg("cannot open %s", zFrom);
-  tu_remove_db(zTo);
-  FILE *out = fopen(zTo, "wb");
-  if (out == 0) fail_msg("cannot create %s", zTo);
-  char aBuf[65536];
-  size_t n;
-  while ((n = fread(aBuf, 1, sizeof(aBuf), in)) > 0) {
-    if (fwrite(aBuf, 1, n, out) != n) fail_msg("short write to %s", zTo);
-  }
-  fclose(in);
-  fclose(out);
-}
 
 /* A connection without vecstore, for editing shadow tables and reading them as the truth. */
 static sqlite3 *open_plain(const char *zPath) {
@@ -633,7 +619,7 @@ static void check_integrity(sqlite3 *db, const char *zTab, int bFail, const char
 static void run_case(const Case *pCase, const char *zTab, char **pzFail) {
   TabInfo *pT = tab_info(zTab);
   char *zPath = tu_path("case.db");
-  copy_file(g_zBase, zPath);
+  tu_copy_file(g_zBase, zPath);
   char zWhat[200];
   float aQ[(NQ + 2) * BDIM];
   int nQ = case_queries(pT, pCase->aFocus, aQ);
@@ -776,7 +762,7 @@ static void test_dropped_shadow_table(void **state) {
   for (int iTab = 0; iTab < 2; iTab++) {
     TabInfo *pT = &g_aTab[iTab];
     for (int i = 0; i < 5; i++) {
-      copy_file(g_zBase, zPath);
+      tu_copy_file(g_zBase, zPath);
       sqlite3 *plain = open_plain(zPath);
       tu_exec_fmt(plain, "DROP TABLE \"%w_%w\"", pT->zName, azSuffix[i]);
       close_db(plain);
@@ -811,7 +797,7 @@ static void test_dropped_shadow_table(void **state) {
 static void test_declaration_edited(void **state) {
   (void)state;
   char *zPath = tu_path("declaration.db");
-  copy_file(g_zBase, zPath);
+  tu_copy_file(g_zBase, zPath);
   sqlite3 *plain = open_plain(zPath);
   tu_exec(plain, "PRAGMA writable_schema = ON");
   tu_exec(plain, "UPDATE sqlite_master SET sql = replace(sql, 'dim=8', 'dim=9') WHERE name IN ('t', 'h')");
@@ -868,7 +854,7 @@ static void test_log_edited_then_written(void **state) {
   for (int iTab = 0; iTab < 2; iTab++) {
     TabInfo *pT = &g_aTab[iTab];
     for (size_t iDamage = 0; iDamage < sizeof(azDamage) / sizeof(azDamage[0]); iDamage++) {
-      copy_file(g_zBase, zPath);
+      tu_copy_file(g_zBase, zPath);
       char zWhat[200];
       snprintf(zWhat, sizeof(zWhat), "[%s on %s]", azDamage[iDamage], pT->zName);
       float aQ[(NQ + 2) * BDIM];
@@ -1078,7 +1064,7 @@ static int child_forged(int iEdit) {
   char *zPath = tu_path("forged.db");
   int nBad = 0;
   {
-    copy_file(g_zBase, zPath);
+    tu_copy_file(g_zBase, zPath);
     sqlite3 *plain = open_plain(zPath);
     sqlite3_stmt *pStmt = tu_prepare(plain, "SELECT data FROM h_snapshot WHERE chunk = 0");
     assert_int_equal(sqlite3_step(pStmt), SQLITE_ROW);
@@ -1193,7 +1179,7 @@ static void test_forged_hnsw_snapshot(void **state) {
 static int child_limits(void) {
   child_load_base();
   char *zPath = tu_path("limits.db");
-  copy_file(g_zBase, zPath);
+  tu_copy_file(g_zBase, zPath);
   sqlite3 *db = open_db(zPath);
   static const i64 aK[] = {1000000000LL, 4611686018427387904LL, 9223372036854775807LL};
   int nBad = 0;
@@ -1336,7 +1322,7 @@ static int clear_error(const char *zErr) {
 static int child_params(int bIndex, int iCase) {
   child_load_base();
   char *zPath = tu_path("params.db");
-  copy_file(g_zBase, zPath);
+  tu_copy_file(g_zBase, zPath);
   sqlite3 *db = open_db(zPath);
   int nBad = 0;
   TabInfo *pH = tab_info("h");
@@ -1663,7 +1649,7 @@ static void test_defensive_shadow_tables(void **state) {
       "DELETE FROM {t}_snapshot",
   };
   char *zPath = tu_path("defensive.db");
-  copy_file(g_zBase, zPath);
+  tu_copy_file(g_zBase, zPath);
   sqlite3 *db = open_db(zPath);
   int bOn = 0;
   assert_int_equal(sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, &bOn), SQLITE_OK);

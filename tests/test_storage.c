@@ -325,20 +325,6 @@ static void expect_same(sqlite3 *db, const char *zTab, const float *aQ, int nDim
   }
 }
 
-static void copy_file(const char *zFrom, const char *zTo) {
-  FILE *in = fopen(zFrom, "rb");
-  if (in == 0) fail_msg("cannot open %s", zFrom);
-  tu_remove_db(zTo);
-  FILE *out = fopen(zTo, "wb");
-  if (out == 0) fail_msg("cannot create %s", zTo);
-  char aBuf[65536];
-  size_t n;
-  while ((n = fread(aBuf, 1, sizeof(aBuf), in)) > 0) {
-    if (fwrite(aBuf, 1, n, out) != n) fail_msg("short write to %s", zTo);
-  }
-  fclose(in);
-  fclose(out);
-}
 
 static void close_db(sqlite3 *db) {
   int rc = sqlite3_close(db);
@@ -434,7 +420,7 @@ static void verify_all_copies(const char *zName, const char *zPath, Store *s, in
 
   /* a byte copy of the closed file */
   char *zCopy = sqlite3_mprintf("%s-copy%d.db", zPath, iRound);
-  copy_file(zPath, zCopy);
+  tu_copy_file(zPath, zCopy);
   db = tu_open(zCopy);
   snprintf(zWhat, sizeof(zWhat), "%s round %d: file copy", zName, iRound);
   verify_store(db, "main", s, zWhat);

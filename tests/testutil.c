@@ -335,3 +335,18 @@ uint64_t tu_chunk_checksum(uint64_t h, const unsigned char *a, size_t n) {
   }
   return h;
 }
+
+void tu_copy_file(const char *zFrom, const char *zTo) {
+  FILE *in = fopen(zFrom, "rb");
+  if (in == 0) fail_msg("cannot open %s", zFrom);
+  tu_remove_db(zTo);
+  FILE *out = fopen(zTo, "wb");
+  if (out == 0) fail_msg("cannot create %s", zTo);
+  char aBuf[65536];
+  size_t n;
+  while ((n = fread(aBuf, 1, sizeof(aBuf), in)) > 0) {
+    if (fwrite(aBuf, 1, n, out) != n) fail_msg("short write to %s", zTo);
+  }
+  fclose(in);
+  fclose(out);
+}

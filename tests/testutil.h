@@ -13,6 +13,8 @@
 const char *tu_dir(void);
 char *tu_path(const char *zName); /* sqlite3_malloc'd */
 void tu_remove_db(const char *zPath);  /* the file and its -wal, -shm, -journal */
+/* Copies the file zFrom to zTo (removing zTo and its -wal, -shm, -journal first); fails the test on error. */
+void tu_copy_file(const char *zFrom, const char *zTo);
 
 /* Opens zPath (created if needed), loads build/vecstore, fails the test on error. */
 sqlite3 *tu_open(const char *zPath);
